@@ -1,0 +1,77 @@
+"""The ``bulkresign`` command: one sub-command per module in this package.
+
+Every sub-command module exposes ``register(subparsers)``, which adds its parser and sets
+``func`` to a handler taking the parsed arguments and returning an exit code. Errors of the
+:class:`~bulkresign.errors.BulkResignError` tree reach the operator as one line on stderr, never as
+a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from enum import IntEnum
+
+from bulkresign import __version__
+from bulkresign.errors import BulkResignError
+
+__all__ = ["ExitCode", "main"]
+
+
+class ExitCode(IntEnum):
+    """The documented exit codes of every sub-command."""
+
+    OK = 0
+    """Every accepted ID resigned and no line rejected (or: the command did what it was asked)."""
+    PROBLEMS = 1
+    """Finished, but some lines were rejected, or some IDs not found or failed for good."""
+    USAGE = 2
+    """Usage, input or credential error before any resign call."""
+    STOPPED = 3
+    """Stopped early and resumable (signal, circuit breaker, error budget)."""
+
+
+#: Sub-command modules, in the order ``--help`` lists them.
+_COMMANDS = ("plan", "run", "status", "report", "verify", "audit", "emulator", "bench")
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every sub-command that is installed."""
+    parser = argparse.ArgumentParser(
+        prog="bulkresign",
+        description="Resign very large lists of GenAuth users, exactly once, resumably.",
+    )
+    parser.add_argument("--version", action="version", version=f"bulkresign {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in _COMMANDS:
+        try:
+            module = importlib.import_module(f"bulkresign.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"bulkresign.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one sub-command and return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except BulkResignError as exc:
+        print(f"bulkresign: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    except KeyboardInterrupt:
+        print("bulkresign: interrupted", file=sys.stderr)
+        return ExitCode.STOPPED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
