@@ -1,0 +1,64 @@
+"""Private files: the ledger, logs, reports and journals hold personal data (emails, phones).
+
+Every file bulkresign writes is created with mode 0600 whatever the umask, and a file we are
+asked to reuse is refused when group or others may read it, or when another user owns it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import IO, Literal
+
+from bulkresign.errors import ConfigError
+
+__all__ = ["PRIVATE_MODE", "check_private", "ensure_private", "open_private"]
+
+PRIVATE_MODE = 0o600
+
+
+def ensure_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if it does not exist; leave an existing file alone.
+
+    SQLite creates its ``-wal`` and ``-shm`` files with the database file's mode
+    (https://sqlite.org/src/file?name=src/os_unix.c, ``findCreateFileMode``), so creating the
+    database this way makes all three private.
+    """
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os.chmod(path, PRIVATE_MODE)  # the umask can only narrow the mode; be explicit anyway
+
+
+def check_private(path: Path) -> None:
+    """Refuse a file that group or others can access, or that another user owns."""
+    st = path.stat()
+    if st.st_uid != os.getuid():
+        raise ConfigError(f"{path}: owned by another user (uid {st.st_uid}); refusing to use it")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise ConfigError(
+            f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets others read personal data; "
+            f"run: chmod 600 {path}"
+        )
+
+
+def open_private(path: Path, mode: Literal["w", "a", "wb", "ab"] = "w") -> IO[str] | IO[bytes]:
+    """Open ``path`` for writing or appending, creating it with mode 0600.
+
+    An existing file keeps its content for ``"a"``/``"ab"`` and is truncated for ``"w"``/``"wb"``;
+    either way it must already be private.
+    """
+    flags = os.O_WRONLY | os.O_CREAT
+    flags |= os.O_APPEND if mode.startswith("a") else os.O_TRUNC
+    fd = os.open(path, flags, PRIVATE_MODE)
+    try:
+        os.fchmod(fd, PRIVATE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    if "b" in mode:
+        return os.fdopen(fd, mode)
+    return os.fdopen(fd, mode, encoding="utf-8", newline="\n")
