@@ -1,0 +1,332 @@
+"""Dispatch: carry one batch from its recorded composition to a recorded outcome for every ID.
+
+Every send follows the same protocol: take a slot from the shared rate limiter, commit the intent
+(``SENDING``, with exactly the IDs about to leave), send, commit the outcome. What happens next
+depends only on the outcome's class (see :mod:`bulkresign.errors`):
+
+* success — the IDs sent are resigned;
+* not applied (throttled, no connection) — send the same IDs again later (throttling pauses every
+  worker through the limiter; other failures back off with full jitter, within a retry budget);
+* rejected — nothing was applied: a read-back sorts the IDs into already resigned, unknown
+  (``not_found``) and still pending; pending IDs are split in halves until the one the server
+  refuses stands alone, so one bad ID never blocks 49 good ones;
+* in doubt — never resent blind: after a short delay, read back and resend only the users that are
+  not yet Resigned;
+* fatal — the circuit breaker opens and the run stops; the batch stays open for the next run.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import anyio
+
+from bulkresign.checkpoint import Checkpointer
+from bulkresign.client import GenAuthClient
+from bulkresign.crashpoints import crash_point
+from bulkresign.errors import ApiError, Fatal, InDoubt, NotApplied, Rejected, Throttled
+from bulkresign.events import Events, NullEvents
+from bulkresign.ledger import BatchRecord, IdOutcome, Ledger
+from bulkresign.limiter import RateLimiter
+from bulkresign.models import BatchState, Endpoint, IdType, LineOutcome
+from bulkresign.reconcile import ReadBack, read_back
+from bulkresign.retry import CircuitBreaker, ErrorBudget, RetryBudget, RetryPolicy
+from bulkresign.stats import RunStats
+
+__all__ = ["Dispatcher", "DispatchSettings", "WorkItem"]
+
+#: apiCode of "user not found" (genauth-docs, docs/reference/error-code.md).
+USER_NOT_FOUND = 2004
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    """What every batch of one run shares."""
+
+    endpoint: Endpoint
+    id_type: IdType
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    reconcile_delay: float = 2.0
+    """Seconds to wait before reading back an in-doubt batch, so that a request still in the
+    server's pipeline lands before we look."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    """A batch to finish; ``read_first`` when a previous run may have sent part of it."""
+
+    record: BatchRecord
+    read_first: bool = False
+
+
+@dataclass(eq=False)
+class Dispatcher:
+    """Finishes batches; shared by every worker of a run."""
+
+    client: GenAuthClient
+    checkpoint: Checkpointer
+    limiter: RateLimiter
+    settings: DispatchSettings
+    breaker: CircuitBreaker
+    retry_budget: RetryBudget
+    error_budget: ErrorBudget | None = None
+    events: Events = field(default_factory=NullEvents)
+    stats: RunStats = field(default_factory=RunStats)
+    rng: random.Random = field(default_factory=random.Random)
+    stopping: anyio.Event = field(default_factory=anyio.Event)
+    stop_reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        """Send nothing new; batches in progress park where they stand."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.events.stopping(reason)
+        self.stopping.set()
+
+    async def finish(self, item: WorkItem) -> None:
+        """Carry ``item`` as far as it can go before the run stops."""
+        await _Job(self, item.record).run(item.read_first)
+
+
+class _Job:
+    """The state of one batch while a worker carries it."""
+
+    def __init__(self, d: Dispatcher, record: BatchRecord) -> None:
+        self.d = d
+        self.seq = record.batch.seq
+        self.all_ids = record.batch.ids
+        self.rows: dict[str, IdOutcome] = dict(record.outcomes)
+        self.used_read_back = False
+        self.closed = False
+
+    async def run(self, read_first: bool) -> None:
+        pending = tuple(i for i in self.all_ids if i not in self.rows)
+        if read_first and pending:
+            found = await self._read_back(pending, why="resume")
+            if found is None:
+                return
+            pending = found.pending
+        groups: list[tuple[str, ...]] = [pending] if pending else []
+        tries = 0
+        while groups:
+            if self.d.stopping.is_set():
+                return
+            ids = groups.pop()
+            outcome = await self._send(ids)
+            if outcome is None:
+                tries = 0
+            elif isinstance(outcome, Throttled):
+                groups.append(ids)
+            elif isinstance(outcome, NotApplied):
+                tries += 1
+                if not self._may_retry(tries):
+                    return
+                await anyio.sleep(self.d.settings.retry.delay(tries, self.d.rng, None))
+                groups.append(ids)
+            elif isinstance(outcome, InDoubt):
+                await anyio.sleep(self.d.settings.reconcile_delay)
+                found = await self._read_back(ids, why="in doubt")
+                if found is None:
+                    return
+                groups.extend([found.pending] if found.pending else [])
+            elif isinstance(outcome, Rejected):
+                more = await self._isolate(ids, outcome)
+                if more is None:
+                    return
+                groups.extend(more)
+            else:
+                return
+        await self._close()
+
+    def _may_retry(self, tries: int) -> bool:
+        d = self.d
+        if tries >= d.settings.retry.max_attempts:
+            d.stop(f"batch {self.seq}: {tries} attempts not applied in a row")
+            return False
+        if not d.retry_budget.try_spend():
+            d.stop("retry budget exhausted")
+            return False
+        d.stats.retries += 1
+        return True
+
+    async def _send(self, ids: tuple[str, ...]) -> ApiError | None:
+        """One resign request under the ledger protocol; ``None`` on success."""
+        d = self.d
+        sent_at = await d.limiter.acquire()
+        attempt = await d.checkpoint.write(lambda led: led.begin_attempt(self.seq, ids))
+        if attempt == 1:
+            d.retry_budget.record_first_attempt()
+        crash_point("after_intent_commit")
+        d.events.attempt_started(self.seq, attempt, "resign", ids)
+        started = anyio.current_time()
+        d.stats.requests += 1
+        try:
+            result = await d.client.resign_batch(d.settings.endpoint, ids, d.settings.id_type)
+        except ApiError as exc:
+            error: ApiError | None = exc
+            request_id = exc.request_id
+        else:
+            request_id = result.request_id
+            error = None
+            if not result.success:
+                error = InDoubt(f"server answered success=false: {result.message}")
+                error.request_id = request_id
+        crash_point("after_send_before_commit")
+        latency = anyio.current_time() - started
+        kind = _kind(error)
+        whole = error is None and not self.rows and ids == self.all_ids
+        rows = [] if error is not None or whole else _resigned(ids, request_id, "partial send")
+        if whole:
+            state = BatchState.DONE
+        elif kind == "in_doubt":
+            state = BatchState.IN_DOUBT
+        else:
+            state = BatchState.PENDING
+
+        def record(led: Ledger) -> None:
+            led.finish_attempt(
+                self.seq,
+                attempt,
+                kind,
+                status_code=200 if error is None else error.status_code,
+                api_code=None if error is None else error.api_code,
+                request_id=request_id,
+                message=None if error is None else error.message,
+            )
+            led.record_ids(self.seq, rows)
+            led.set_state(self.seq, state)
+
+        with anyio.CancelScope(shield=True):
+            await d.checkpoint.write(record)
+        crash_point("after_outcome_commit")
+        for row in rows:
+            self.rows[row.id] = row
+        self.closed = whole
+        d.events.attempt_finished(
+            self.seq, attempt, "resign", ids, kind, latency, error, request_id
+        )
+        self._account(ids, error, sent_at)
+        return error
+
+    def _account(self, ids: Sequence[str], error: ApiError | None, sent_at: float) -> None:
+        d = self.d
+        if error is None:
+            d.limiter.on_success(sent_at=sent_at)
+            d.breaker.record("ok")
+            d.stats.resigned += len(ids)
+        elif isinstance(error, Throttled):
+            d.stats.throttled += 1
+            d.limiter.on_throttled(error.retry_after, sent_at=sent_at)
+        elif isinstance(error, InDoubt):
+            d.stats.in_doubt += 1
+            d.breaker.record("in_doubt")
+        elif isinstance(error, Fatal):
+            d.breaker.record("fatal", error.message)
+        if d.breaker.is_open:
+            d.stop(d.breaker.reason or "circuit breaker open")
+
+    async def _read_back(self, ids: tuple[str, ...], *, why: str) -> ReadBack | None:
+        """Read ``ids`` back, record the resigned and unknown ones; ``None`` if the run stops."""
+        d = self.d
+        self.used_read_back = True
+        d.stats.readbacks += 1
+        d.events.read_back(self.seq, ids, why)
+        try:
+            found = await read_back(
+                d.client,
+                d.settings.endpoint,
+                ids,
+                d.settings.id_type,
+                limiter=d.limiter,
+                retry=d.settings.retry,
+                rng=d.rng,
+            )
+        except ApiError as exc:
+            d.stop(f"batch {self.seq}: read-back failed ({exc.message})")
+            return None
+        crash_point("after_readback_before_commit")
+        rows = _resigned(found.resigned, None, f"read back Resigned ({why})")
+        rows += [IdOutcome(i, LineOutcome.NOT_FOUND, 2004, "user not found (read back)") for i in found.absent]
+        d.stats.resigned_by_readback += len(found.resigned)
+        await self._record(rows, state=BatchState.PENDING)
+        return found
+
+    async def _isolate(self, ids: tuple[str, ...], error: Rejected) -> list[tuple[str, ...]] | None:
+        """Split a rejected group so the IDs the server refuses end up alone."""
+        if len(ids) == 1:
+            await self._record([_failed(ids[0], error)])
+            return []
+        found = await self._read_back(ids, why=f"rejected {error.status_code}/{error.api_code}")
+        if found is None:
+            return None
+        pending = found.pending
+        if not pending:
+            return []
+        progressed = len(pending) < len(ids)
+        if error.api_code == USER_NOT_FOUND and progressed:
+            return [pending]
+        if len(pending) == 1:
+            return [pending]
+        half = len(pending) // 2
+        return [pending[half:], pending[:half]]
+
+    async def _record(self, rows: list[IdOutcome], state: BatchState | None = None) -> None:
+        if not rows and state is None:
+            return
+        for row in rows:
+            self.rows[row.id] = row
+        errors = sum(r.outcome in (LineOutcome.NOT_FOUND, LineOutcome.FAILED) for r in rows)
+        self.d.stats.not_found += sum(r.outcome is LineOutcome.NOT_FOUND for r in rows)
+        self.d.stats.failed += sum(r.outcome is LineOutcome.FAILED for r in rows)
+
+        def write(led: Ledger) -> None:
+            led.record_ids(self.seq, rows)
+            if state is not None:
+                led.set_state(self.seq, state)
+
+        with anyio.CancelScope(shield=True):
+            await self.d.checkpoint.write(write)
+        if errors and self.d.error_budget is not None:
+            self.d.stats.errors += errors
+            if self.d.error_budget.exceeded(self.d.stats.errors, self.d.stats.ids_processed):
+                self.d.stop(f"error budget exceeded ({self.d.stats.errors} IDs failed)")
+
+    async def _close(self) -> None:
+        """Every ID has an outcome: commit the batch's terminal state (once)."""
+        outcomes = {r.outcome for r in self.rows.values()}
+        if outcomes & {LineOutcome.NOT_FOUND, LineOutcome.FAILED}:
+            state = BatchState.REJECTED
+        elif self.used_read_back:
+            state = BatchState.RECONCILED
+        else:
+            state = BatchState.DONE
+        if not self.closed:
+            with anyio.CancelScope(shield=True):
+                await self.d.checkpoint.write(lambda led: led.set_state(self.seq, state))
+        self.d.stats.batches_done += 1
+        self.d.stats.ids_processed += len(self.all_ids)
+        self.d.events.batch_closed(self.seq, state)
+
+
+def _kind(error: ApiError | None) -> str:
+    if error is None:
+        return "ok"
+    if isinstance(error, NotApplied):
+        return "not_applied"
+    if isinstance(error, Rejected):
+        return "rejected"
+    if isinstance(error, InDoubt):
+        return "in_doubt"
+    return "fatal"
+
+
+def _resigned(ids: Sequence[str], request_id: str | None, why: str) -> list[IdOutcome]:
+    return [IdOutcome(i, LineOutcome.RESIGNED, None, why, request_id) for i in ids]
+
+
+def _failed(user_id: str, error: Rejected) -> IdOutcome:
+    return IdOutcome(
+        user_id, LineOutcome.FAILED, error.api_code, error.message, error.request_id
+    )

@@ -1,0 +1,364 @@
+"""The durable ledger: what was planned, what is in flight, and what came of it.
+
+One SQLite file per run (WAL, ``synchronous=FULL``, mode 0600). A batch moves
+``PENDING → SENDING(attempt) → DONE | REJECTED | IN_DOUBT → RECONCILED`` and every attempt records
+*exactly which IDs* it carried, committed **before** the request leaves. A crash at any point
+therefore leaves either an attempt without an outcome (which resume reads back before anything is
+sent again) or a recorded outcome — never a silent gap.
+
+Per-ID rows exist only for outcomes that are not simply "resigned with its batch": IDs found
+already resigned by a read-back, not found, failed, or resigned by a partial attempt. An ID of a
+terminal batch with no row was resigned by the batch's own successful attempt.
+
+Why FULL and not NORMAL: in WAL mode NORMAL may roll back the last commits on power loss
+(https://www.sqlite.org/pragma.html#pragma_synchronous), which would turn a recorded SENDING back
+into PENDING and let the batch be sent again without a read-back.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import orjson
+
+from bulkresign.errors import LedgerError, LedgerMismatch
+from bulkresign.files import check_private, ensure_private
+from bulkresign.models import Batch, BatchState, LineOutcome
+from bulkresign.records import Attempt, BatchRecord, IdOutcome, Manifest
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TERMINAL",
+    "Attempt",
+    "BatchRecord",
+    "IdOutcome",
+    "Ledger",
+    "Manifest",
+]
+
+SCHEMA_VERSION = 1
+
+#: States a batch does not leave.
+TERMINAL = frozenset({BatchState.DONE, BatchState.REJECTED, BatchState.RECONCILED})
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE batches (
+    seq INTEGER PRIMARY KEY,
+    ids TEXT NOT NULL,
+    lines TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL
+);
+CREATE INDEX batches_open ON batches(state) WHERE state NOT IN ('done', 'rejected', 'reconciled');
+CREATE TABLE attempts (
+    seq INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    ids TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    outcome TEXT,
+    status_code INTEGER,
+    api_code INTEGER,
+    request_id TEXT,
+    message TEXT,
+    PRIMARY KEY (seq, attempt)
+) WITHOUT ROWID;
+CREATE TABLE id_outcomes (
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    api_code INTEGER,
+    message TEXT,
+    request_id TEXT,
+    at REAL NOT NULL,
+    PRIMARY KEY (seq, id)
+) WITHOUT ROWID;
+"""
+
+#: Manifest keys that must match for a state file to be resumed.
+_BINDING = ("id_type", "endpoint", "host", "userpool_id", "batch_size", "input_options")
+
+
+def _join(ids: Sequence[str]) -> str:
+    # IDs never contain "\n": the reader splits on it, so it is a safe separator.
+    return "\n".join(ids)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(text.split("\n")) if text else ()
+
+
+class Ledger:
+    """Synchronous access to one state file; use it from one thread at a time.
+
+    :class:`bulkresign.checkpoint.Checkpointer` wraps it for the event loop and groups commits.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    # --- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path, manifest: Manifest | None = None) -> Ledger:
+        """Open ``path``: create it for ``manifest``, or check an existing one against it.
+
+        With ``manifest=None`` the file must exist (read-only tools: status, report, verify).
+        """
+        exists = path.exists()
+        if not exists and manifest is None:
+            raise LedgerError(f"{path}: no such state file")
+        if exists:
+            if path.is_dir():
+                raise LedgerError(f"{path}: is a directory, not a state file")
+            check_private(path)
+        else:
+            ensure_private(path)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            ledger = cls(conn, path)
+            if exists and ledger._has_schema():
+                ledger._check(manifest)
+            elif manifest is None:
+                raise LedgerError(f"{path}: not a bulkresign state file")
+            else:
+                ledger._create(manifest)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"{path}: not a usable state file ({exc})") from exc
+        return ledger
+
+    def _has_schema(self) -> bool:
+        row = self._conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        return row is not None
+
+    def _create(self, manifest: Manifest) -> None:
+        with self.transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._conn.execute(statement)
+            meta = manifest.as_meta()
+            meta["schema_version"] = str(SCHEMA_VERSION)
+            meta["created_at"] = repr(time.time())
+            self._conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
+
+    def _check(self, manifest: Manifest | None) -> None:
+        meta = self.meta()
+        version = meta.get("schema_version")
+        if version != str(SCHEMA_VERSION):
+            raise LedgerError(
+                f"{self.path}: schema version {version}, this bulkresign reads {SCHEMA_VERSION}"
+            )
+        if manifest is None:
+            return
+        want = manifest.as_meta()
+        for key in _BINDING:
+            if meta.get(key) != want.get(key):
+                raise LedgerMismatch(
+                    f"{self.path}: made for {key}={meta.get(key)!r}, not {want.get(key)!r}; "
+                    "use another --state file for a different run"
+                )
+        stored, given = meta.get("input_sha256"), manifest.input_sha256
+        if stored and given and stored != given:
+            raise LedgerMismatch(
+                f"{self.path}: made for an input with SHA-256 {stored[:16]}…, but "
+                f"{manifest.input_path} now hashes to {given[:16]}…; the input changed"
+            )
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the WAL)."""
+        self._conn.close()
+
+    # --- transactions and meta -------------------------------------------------------------
+
+    def transaction(self) -> _Transaction:
+        """``with ledger.transaction():`` — one durable commit for everything inside."""
+        return _Transaction(self._conn)
+
+    def savepoint(self) -> None:
+        """Open a nested savepoint inside the current transaction."""
+        self._conn.execute("SAVEPOINT op")
+
+    def release_savepoint(self) -> None:
+        """Keep what was done since :meth:`savepoint`."""
+        self._conn.execute("RELEASE op")
+
+    def rollback_to_savepoint(self) -> None:
+        """Undo what was done since :meth:`savepoint`."""
+        self._conn.execute("ROLLBACK TO op")
+        self._conn.execute("RELEASE op")
+
+    def meta(self) -> dict[str, str]:
+        """Every manifest and bookkeeping value."""
+        return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set one bookkeeping value (call inside a transaction)."""
+        self._conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def set_meta_json(self, key: str, value: object) -> None:
+        """Set one bookkeeping value as JSON (call inside a transaction)."""
+        self.set_meta(key, orjson.dumps(value).decode())
+
+    # --- writes (call inside a transaction) -------------------------------------------------
+
+    def add_batch(self, batch: Batch) -> None:
+        """Record a new batch as PENDING; its composition never changes afterwards."""
+        self._conn.execute(
+            "INSERT INTO batches (seq, ids, lines, state, updated) VALUES (?, ?, ?, ?, ?)",
+            (
+                batch.seq,
+                _join(batch.ids),
+                ",".join(map(str, batch.lines)),
+                BatchState.PENDING,
+                time.time(),
+            ),
+        )
+
+    def begin_attempt(self, seq: int, ids: Sequence[str], kind: str = "resign") -> int:
+        """Record the intent to send ``ids`` of batch ``seq``; returns the attempt number.
+
+        A ``resign`` attempt puts the batch in SENDING; a ``readback`` leaves its state alone.
+        """
+        (attempt,) = self._conn.execute(
+            "UPDATE batches SET attempts = attempts + 1, updated = ? WHERE seq = ? "
+            "RETURNING attempts",
+            (time.time(), seq),
+        ).fetchone()
+        self._conn.execute(
+            "INSERT INTO attempts (seq, attempt, kind, ids, started) VALUES (?, ?, ?, ?, ?)",
+            (seq, attempt, kind, _join(ids), time.time()),
+        )
+        if kind == "resign":
+            self.set_state(seq, BatchState.SENDING)
+        return int(attempt)
+
+    def finish_attempt(
+        self,
+        seq: int,
+        attempt: int,
+        outcome: str,
+        *,
+        status_code: int | None = None,
+        api_code: int | None = None,
+        request_id: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Record how an attempt ended (``ok``, ``not_applied``, ``rejected``, ``in_doubt``…)."""
+        self._conn.execute(
+            "UPDATE attempts SET finished = ?, outcome = ?, status_code = ?, api_code = ?, "
+            "request_id = ?, message = ? WHERE seq = ? AND attempt = ?",
+            (time.time(), outcome, status_code, api_code, request_id, message, seq, attempt),
+        )
+
+    def set_state(self, seq: int, state: BatchState) -> None:
+        """Move batch ``seq`` to ``state``."""
+        self._conn.execute(
+            "UPDATE batches SET state = ?, updated = ? WHERE seq = ?", (state, time.time(), seq)
+        )
+
+    def record_ids(self, seq: int, outcomes: Iterable[IdOutcome]) -> None:
+        """Record per-ID outcomes of batch ``seq`` (a later record for an ID replaces it)."""
+        now = time.time()
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO id_outcomes VALUES (?, ?, ?, ?, ?, ?, ?)",
+            ((seq, o.id, o.outcome, o.api_code, o.message, o.request_id, now) for o in outcomes),
+        )
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def batch(self, seq: int) -> BatchRecord | None:
+        """The stored batch ``seq``, or ``None``."""
+        row = self._conn.execute(
+            "SELECT seq, ids, lines, state, attempts FROM batches WHERE seq = ?", (seq,)
+        ).fetchone()
+        return None if row is None else self._record(row)
+
+    def _record(self, row: tuple[int, str, str, str, int]) -> BatchRecord:
+        seq, ids, lines, state, attempts = row
+        outcomes = {
+            i: IdOutcome(i, LineOutcome(o), a, m, r)
+            for i, o, a, m, r in self._conn.execute(
+                "SELECT id, outcome, api_code, message, request_id FROM id_outcomes WHERE seq = ?",
+                (seq,),
+            )
+        }
+        batch = Batch(seq, _split(ids), tuple(int(x) for x in lines.split(",") if x))
+        return BatchRecord(batch, BatchState(state), attempts, outcomes)
+
+    def open_batches(self) -> list[BatchRecord]:
+        """Every batch not in a terminal state, in sequence order (what a resume must finish)."""
+        rows = self._conn.execute(
+            "SELECT seq, ids, lines, state, attempts FROM batches "
+            "WHERE state NOT IN ('done', 'rejected', 'reconciled') ORDER BY seq"
+        ).fetchall()
+        return [self._record(r) for r in rows]
+
+    def iter_batches(self, start: int = 0) -> Iterator[BatchRecord]:
+        """Every batch from ``start`` on, in sequence order."""
+        cur = self._conn.execute(
+            "SELECT seq, ids, lines, state, attempts FROM batches WHERE seq >= ? ORDER BY seq",
+            (start,),
+        )
+        for row in cur:
+            yield self._record(row)
+
+    def batch_ids(self, seq: int) -> tuple[str, ...] | None:
+        """Only the composition of batch ``seq`` (cheap: no per-ID rows)."""
+        row = self._conn.execute("SELECT ids FROM batches WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else _split(row[0])
+
+    def last_seq(self) -> int:
+        """The highest recorded batch number, or -1."""
+        (value,) = self._conn.execute("SELECT coalesce(max(seq), -1) FROM batches").fetchone()
+        return int(value)
+
+    def attempts(self, seq: int) -> list[Attempt]:
+        """Every attempt recorded for batch ``seq``, oldest first."""
+        rows = self._conn.execute(
+            "SELECT seq, attempt, kind, ids, started, finished, outcome, status_code, api_code, "
+            "request_id, message FROM attempts WHERE seq = ? ORDER BY attempt",
+            (seq,),
+        ).fetchall()
+        return [Attempt(r[0], r[1], r[2], _split(r[3]), *r[4:]) for r in rows]
+
+    def state_counts(self) -> dict[BatchState, int]:
+        """How many batches are in each state."""
+        rows = self._conn.execute("SELECT state, count(*) FROM batches GROUP BY state")
+        return {BatchState(s): n for s, n in rows}
+
+    def outcome_counts(self) -> dict[LineOutcome, int]:
+        """How many per-ID rows carry each outcome."""
+        rows = self._conn.execute("SELECT outcome, count(*) FROM id_outcomes GROUP BY outcome")
+        return {LineOutcome(o): n for o, n in rows}
+
+    def pragma(self, name: str) -> object:
+        """Read a PRAGMA (tests check ``journal_mode`` and ``synchronous``)."""
+        return self._conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self._conn.execute("COMMIT")
+        else:
+            self._conn.execute("ROLLBACK")

@@ -1,0 +1,164 @@
+"""The run as one streaming pipeline: ingest → ledger → workers, with a graceful stop.
+
+```
+ ingest thread ──chunks──▶ producer ──WorkItem (bounded stream)──▶ N workers ──▶ Dispatcher
+                              │ add_batch (group commit)                 │ intent / outcome
+                              ▼                                          ▼
+                            ledger ◀──────────────────────────────── checkpoint
+```
+The producer first hands out the batches a previous run left open (those in SENDING or IN_DOUBT
+are read back before anything is resent), then streams the input again from the start: batches the
+ledger already holds are checked against it and skipped, new ones are recorded PENDING and handed
+out. The stream's buffer equals the number of workers, so memory stays flat whatever the input size.
+
+Signals (https://anyio.readthedocs.io/en/stable/signals.html): the first SIGINT/SIGTERM stops new
+sends and gives in-flight requests ``grace`` seconds to finish and be recorded; a second one
+cancels at once. Either way every attempt without a recorded outcome stays SENDING in the ledger and
+the next run reads it back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from bulkresign.checkpoint import Checkpointer
+from bulkresign.crashpoints import crash_point
+from bulkresign.dispatch import Dispatcher, WorkItem
+from bulkresign.errors import LedgerMismatch
+from bulkresign.ledger import BatchRecord, Ledger
+from bulkresign.models import Batch, BatchState
+
+__all__ = ["RunResult", "hash_file", "run_pipeline"]
+
+#: Batches pulled from the ingest thread per hop (one thread hop and one commit per chunk).
+CHUNK = 16
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a run ended."""
+
+    finished: bool
+    """Every batch has a terminal state and the input was read to its end."""
+    stop_reason: str | None
+
+
+def hash_file(path: Path) -> str:
+    """SHA-256 of a file's bytes (hashlib releases the GIL on large blocks)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+async def run_pipeline(
+    batches: Iterator[Batch],
+    dispatcher: Dispatcher,
+    *,
+    concurrency: int,
+    grace: float = 30.0,
+    signals: bool = True,
+) -> RunResult:
+    """Finish what the ledger holds open, then stream ``batches`` through ``concurrency`` workers."""
+    ckpt = dispatcher.checkpoint
+    open_items = await ckpt.read(lambda led: led.open_batches())
+    last_seq = await ckpt.read(lambda led: led.last_seq())
+    stats = dispatcher.stats
+    mismatch: list[LedgerMismatch] = []
+
+    async def produce(send: MemoryObjectSendStream[WorkItem]) -> None:
+        async with send:
+            try:
+                for rec in open_items:
+                    read_first = rec.state in (BatchState.SENDING, BatchState.IN_DOUBT)
+                    await send.send(WorkItem(rec, read_first))
+                while not dispatcher.stopping.is_set():
+                    chunk = await anyio.to_thread.run_sync(_take, batches, CHUNK)
+                    if not chunk:
+                        stats.ingest_done = True
+                        return
+                    stats.batches_planned += len(chunk)
+                    stats.accepted += sum(len(b.ids) for b in chunk)
+                    old = [b for b in chunk if b.seq <= last_seq]
+                    new = [b for b in chunk if b.seq > last_seq]
+                    if old:
+                        await _check_known(ckpt, old)
+                        stats.skipped_done += sum(len(b.ids) for b in old)
+                    if new:
+                        await ckpt.write(lambda led: _add(led, new))
+                        crash_point("after_batch_insert")
+                    for b in new:
+                        if dispatcher.stopping.is_set():
+                            return
+                        await send.send(WorkItem(BatchRecord(b, BatchState.PENDING, 0, {})))
+            except anyio.BrokenResourceError:
+                return  # every worker has stopped
+            except LedgerMismatch as exc:
+                mismatch.append(exc)
+                dispatcher.stop(str(exc))
+
+    async def work(recv: MemoryObjectReceiveStream[WorkItem]) -> None:
+        async with recv:
+            async for item in recv:
+                if dispatcher.stopping.is_set():
+                    return
+                await dispatcher.finish(item)
+
+    async with anyio.create_task_group() as outer:
+        if signals:
+            outer.start_soon(_watch_signals, dispatcher, outer.cancel_scope, grace)
+        async with anyio.create_task_group() as workers:
+            send, recv = anyio.create_memory_object_stream[WorkItem](max_buffer_size=concurrency)
+            async with recv:
+                for _ in range(concurrency):
+                    workers.start_soon(work, recv.clone())
+            workers.start_soon(produce, send)
+        outer.cancel_scope.cancel()
+    if mismatch:
+        raise mismatch[0]
+    counts = await ckpt.read(lambda led: led.state_counts())
+    open_left = sum(n for s, n in counts.items() if s not in _TERMINAL_STATES)
+    finished = stats.ingest_done and open_left == 0 and not dispatcher.stopping.is_set()
+    return RunResult(finished, dispatcher.stop_reason)
+
+
+_TERMINAL_STATES = (BatchState.DONE, BatchState.REJECTED, BatchState.RECONCILED)
+
+
+def _take(batches: Iterator[Batch], n: int) -> list[Batch]:
+    return list(islice(batches, n))
+
+
+def _add(led: Ledger, batches: list[Batch]) -> None:
+    for b in batches:
+        led.add_batch(b)
+
+
+async def _check_known(ckpt: Checkpointer, batches: list[Batch]) -> None:
+    """Batches an earlier run recorded must come out of the input exactly as recorded."""
+    stored = await ckpt.read(lambda led: [led.batch_ids(b.seq) for b in batches])
+    for b, ids in zip(batches, stored, strict=True):
+        if ids != b.ids:
+            raise LedgerMismatch(
+                f"batch {b.seq} in the state file differs from the input's batch {b.seq}: "
+                "the input changed since the run began"
+            )
+
+
+async def _watch_signals(dispatcher: Dispatcher, scope: anyio.CancelScope, grace: float) -> None:
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+        async for signum in received:
+            if dispatcher.stopping.is_set() and dispatcher.stop_reason is not None:
+                if dispatcher.stop_reason.startswith("signal"):
+                    scope.cancel()  # a second signal: stop now, the next run reads back
+                    return
+            dispatcher.stop(f"signal {signal.Signals(signum).name}")
+            scope.deadline = min(scope.deadline, anyio.current_time() + grace)

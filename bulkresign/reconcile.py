@@ -1,0 +1,112 @@
+"""Read-back: the only way out of doubt.
+
+The resign call answers one boolean for up to 50 users and has no idempotency key, so whenever its
+outcome is unknown (a timeout, a reset, a 5xx, a crash) bulkresign asks the server what is true
+now — ``get-public-account-batch`` / ``get-user-batch`` — and resends only the users that are not
+yet Resigned. The same read-back sorts a rejected batch into users that exist and users that do not.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import anyio
+
+from bulkresign.client import GenAuthReader, match_users
+from bulkresign.errors import NotApplied, Throttled
+from bulkresign.limiter import RateLimiter
+from bulkresign.models import MAX_BATCH, Endpoint, IdType, UserRecord, UserStatus
+from bulkresign.retry import RetryPolicy
+
+__all__ = ["ReadBack", "read_back", "sort_read_back"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBack:
+    """IDs sorted by what a read-back found, each in the order they were asked."""
+
+    resigned: tuple[str, ...]
+    """Present and Resigned: applied already, never to be sent again."""
+    absent: tuple[str, ...]
+    """Not returned: the server does not know them (not found)."""
+    pending: tuple[str, ...]
+    """Present and not Resigned: still to be sent."""
+
+
+def sort_read_back(asked: Sequence[str], found: Mapping[str, UserRecord]) -> ReadBack:
+    """Sort ``asked`` by the records a read-back returned for them."""
+    resigned: list[str] = []
+    absent: list[str] = []
+    pending: list[str] = []
+    for user_id in asked:
+        record = found.get(user_id)
+        if record is None:
+            absent.append(user_id)
+        elif record.status == UserStatus.RESIGNED:
+            resigned.append(user_id)
+        else:
+            pending.append(user_id)
+    return ReadBack(tuple(resigned), tuple(absent), tuple(pending))
+
+
+async def read_back(
+    reader: GenAuthReader,
+    endpoint: Endpoint,
+    ids: Sequence[str],
+    id_type: IdType,
+    *,
+    limiter: RateLimiter,
+    retry: RetryPolicy,
+    rng: random.Random,
+    on_call: Callable[[], Awaitable[None]] | None = None,
+) -> ReadBack:
+    """Ask the server for the status of ``ids`` and sort them.
+
+    Reads are idempotent, so every not-applied failure is retried with backoff (throttling pauses
+    the shared limiter); a ``Fatal`` error or an exhausted retry cap propagates. When the response
+    cannot say which record answers which ID (``sync_relation``), each ID is read on its own.
+    """
+    if id_type is IdType.SYNC_RELATION and len(ids) > 1:
+        groups: list[Sequence[str]] = [[i] for i in ids]
+    else:
+        groups = [ids[i : i + MAX_BATCH] for i in range(0, len(ids), MAX_BATCH)]
+    found: dict[str, UserRecord] = {}
+    for group in groups:
+        records = await _get_with_retry(
+            reader, endpoint, group, id_type, limiter=limiter, retry=retry, rng=rng, on_call=on_call
+        )
+        found.update(match_users(group, id_type, records))
+    return sort_read_back(ids, found)
+
+
+async def _get_with_retry(
+    reader: GenAuthReader,
+    endpoint: Endpoint,
+    ids: Sequence[str],
+    id_type: IdType,
+    *,
+    limiter: RateLimiter,
+    retry: RetryPolicy,
+    rng: random.Random,
+    on_call: Callable[[], Awaitable[None]] | None,
+) -> list[UserRecord]:
+    attempt = 0
+    while True:
+        sent_at = await limiter.acquire()
+        if on_call is not None:
+            await on_call()
+        try:
+            records = await reader.get_batch(endpoint, ids, id_type)
+        except Throttled as exc:
+            limiter.on_throttled(exc.retry_after, sent_at=sent_at)
+            continue
+        except NotApplied as exc:
+            attempt += 1
+            if attempt >= retry.max_attempts:
+                raise
+            await anyio.sleep(retry.delay(attempt, rng, None))
+            continue
+        limiter.on_success(sent_at=sent_at)
+        return records

@@ -1,0 +1,40 @@
+"""Live counters of a run, read by the progress display and the final summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from time import monotonic
+
+__all__ = ["RunStats"]
+
+
+@dataclass(eq=False)
+class RunStats:
+    """Counters that the event loop updates in place (one thread, so no locks)."""
+
+    started: float = field(default_factory=monotonic)
+    accepted: int = 0
+    """IDs accepted by ingestion so far (the run's total once ``ingest_done``)."""
+    batches_planned: int = 0
+    ingest_done: bool = False
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    in_doubt: int = 0
+    readbacks: int = 0
+    resigned: int = 0
+    """IDs the server confirmed resigned by a successful response."""
+    resigned_by_readback: int = 0
+    """IDs a read-back found already Resigned (after doubt, on resume, or after a rejection)."""
+    not_found: int = 0
+    failed: int = 0
+    errors: int = 0
+    batches_done: int = 0
+    ids_processed: int = 0
+    skipped_done: int = 0
+    """IDs of batches an earlier run already finished."""
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return monotonic() - self.started

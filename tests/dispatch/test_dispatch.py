@@ -1,0 +1,128 @@
+"""The dispatcher keeps the promise: every known ID resigned exactly once, whatever happens."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+
+import pytest
+
+from bulkresign.models import BatchState, LineOutcome
+from tests.dispatch.fake import Crash, FakeServer, ForbiddenServer
+from tests.dispatch.harness import Harness, make_batches, make_ids
+
+
+def schedule(*faults: str) -> Iterable[str]:
+    """The given faults for the first calls, then success forever."""
+    return itertools.chain(faults, itertools.repeat("ok"))
+
+
+def assert_exactly_once(server: FakeServer, ids: Iterable[str]) -> None:
+    for i in ids:
+        assert server.applied[i] == (1 if i in server.known else 0), i
+    assert server.duplicate_sends == 0
+
+
+class TestHappyPath:
+    async def test_every_id_resigned_once_in_batches_of_50(self, harness: Harness) -> None:
+        """120 known IDs go out in three calls and every batch ends DONE."""
+        ids = make_ids(120)
+        server = FakeServer(set(ids))
+        result = await harness.run(server, make_batches(ids))
+        assert result.finished
+        assert_exactly_once(server, ids)
+        assert server.resign_calls == 3
+        assert harness.ledger().state_counts() == {BatchState.DONE: 3}
+
+
+class TestRejections:
+    async def test_unknown_ids_are_not_found_and_the_rest_resigned(self, harness: Harness) -> None:
+        """A 404/2004 batch is read back: unknown IDs recorded not_found, the others resent."""
+        ids = make_ids(50)
+        server = FakeServer(set(ids[:47]))
+        result = await harness.run(server, make_batches(ids))
+        assert result.finished
+        assert_exactly_once(server, ids)
+        rec = harness.ledger().batch(0)
+        assert rec is not None and rec.state is BatchState.REJECTED
+        assert {i for i, o in rec.outcomes.items() if o.outcome is LineOutcome.NOT_FOUND} == set(
+            ids[47:]
+        )
+
+    async def test_one_refused_id_never_blocks_the_other_49(self, harness: Harness) -> None:
+        """Bisection isolates the ID the server refuses; it is failed with the server's apiCode."""
+        ids = make_ids(50)
+        server = FakeServer(set(ids), refuse=frozenset({ids[17]}))
+        result = await harness.run(server, make_batches(ids))
+        assert result.finished
+        assert all(server.applied[i] == 1 for i in ids if i != ids[17])
+        assert server.applied[ids[17]] == 0
+        rec = harness.ledger().batch(0)
+        assert rec is not None
+        assert rec.outcomes[ids[17]].outcome is LineOutcome.FAILED
+        assert rec.outcomes[ids[17]].api_code == 9999
+
+
+class TestDoubt:
+    @pytest.mark.parametrize("fault", ["error_after", "reset_after"])
+    async def test_applied_then_failed_is_read_back_not_resent(
+        self, harness: Harness, fault: str
+    ) -> None:
+        """A batch applied before a 5xx or reset is resolved by read-back, never resent."""
+        ids = make_ids(50)
+        server = FakeServer(set(ids), faults=iter(schedule(fault)))
+        result = await harness.run(server, make_batches(ids), concurrency=1)
+        assert result.finished
+        assert_exactly_once(server, ids)
+        assert server.resign_calls == 1
+        assert harness.ledger().state_counts() == {BatchState.RECONCILED: 1}
+
+    async def test_failed_before_applying_is_read_back_then_resent(self, harness: Harness) -> None:
+        """A 5xx before applying leaves users Activated; the read-back resends them once."""
+        ids = make_ids(50)
+        server = FakeServer(set(ids), faults=iter(schedule("error_before")))
+        result = await harness.run(server, make_batches(ids), concurrency=1)
+        assert result.finished
+        assert_exactly_once(server, ids)
+        assert server.resign_calls == 2
+
+    @pytest.mark.parametrize("fault", ["throttle", "connect"])
+    async def test_not_applied_is_simply_retried(self, harness: Harness, fault: str) -> None:
+        """Throttling and refused connections are retried without a read-back."""
+        ids = make_ids(50)
+        server = FakeServer(set(ids), faults=iter(schedule(fault, fault)))
+        result = await harness.run(server, make_batches(ids), concurrency=1)
+        assert result.finished
+        assert_exactly_once(server, ids)
+        assert server.read_calls == 0
+
+
+class TestCrashAndResume:
+    @pytest.mark.parametrize("fault", ["crash_before", "crash_after"])
+    async def test_a_crash_mid_request_is_resolved_on_resume(
+        self, harness: Harness, fault: str
+    ) -> None:
+        """The attempt left SENDING is read back on resume; nobody is resigned twice."""
+        ids = make_ids(200)
+        server = FakeServer(set(ids), faults=iter(schedule("ok", fault)))
+        with pytest.raises(BaseExceptionGroup) as info:
+            await harness.run(server, make_batches(ids), concurrency=2)
+        assert info.group_contains(Crash)
+        assert any(r.state is BatchState.SENDING for r in harness.ledger().open_batches())
+        result = await harness.run(server, make_batches(ids), concurrency=2)
+        assert result.finished
+        assert_exactly_once(server, ids)
+
+
+class TestStopping:
+    async def test_a_fatal_error_stops_the_run_with_batches_left_open(
+        self, harness: Harness
+    ) -> None:
+        """A 403 opens the breaker: the run stops unfinished and nothing is marked done."""
+        ids = make_ids(100)
+        server = ForbiddenServer(set(ids))
+        result = await harness.run(server, make_batches(ids), concurrency=1)
+        assert not result.finished
+        assert result.stop_reason is not None and "forbidden" in result.stop_reason
+        assert server.resign_calls == 1
+        assert all(r.state is BatchState.PENDING for r in harness.ledger().open_batches())

@@ -1,0 +1,198 @@
+"""The ledger: durable, private, bound to one run, and exact about what is in flight."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import anyio
+import pytest
+
+from bulkresign.checkpoint import Checkpointer
+from bulkresign.errors import ConfigError, LedgerError, LedgerMismatch
+from bulkresign.ledger import IdOutcome, Ledger, Manifest
+from bulkresign.models import Batch, BatchState, LineOutcome
+
+
+def manifest(**changes: object) -> Manifest:
+    base: dict[str, object] = {
+        "input_path": "users.txt",
+        "input_sha256": "a" * 64,
+        "id_type": "user_id",
+        "endpoint": "public-account",
+        "host": "http://127.0.0.1:8787",
+        "userpool_id": "pool1",
+        "batch_size": 50,
+        "input_options": "{}",
+        "tool_version": "0.1.0",
+        "pseudonym_key": "00" * 16,
+    }
+    base.update(changes)
+    return Manifest(**base)  # type: ignore[arg-type]
+
+
+def batch(seq: int, n: int = 3) -> Batch:
+    ids = tuple(f"{seq:04d}{i:020x}" for i in range(n))
+    return Batch(seq, ids, tuple(range(seq * n + 1, seq * n + n + 1)))
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger.open(tmp_path / "run.state", manifest())
+
+
+class TestOpening:
+    def test_files_are_private_under_a_permissive_umask(self, tmp_path: Path) -> None:
+        """The state file and its -wal/-shm companions are created 0600 even under umask 022."""
+        old = os.umask(0o022)
+        try:
+            led = Ledger.open(tmp_path / "run.state", manifest())
+            with led.transaction():
+                led.add_batch(batch(0))
+        finally:
+            os.umask(old)
+        for name in ("run.state", "run.state-wal", "run.state-shm"):
+            mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+            assert mode == 0o600, (name, oct(mode))
+
+    def test_wal_and_full_synchronous(self, ledger: Ledger) -> None:
+        """The ledger runs in WAL mode with synchronous=FULL (2)."""
+        assert ledger.pragma("journal_mode") == "wal"
+        assert ledger.pragma("synchronous") == 2
+
+    def test_reopening_with_the_same_manifest_resumes(self, tmp_path: Path) -> None:
+        """A state file reopened for the same run keeps its batches."""
+        path = tmp_path / "run.state"
+        led = Ledger.open(path, manifest())
+        with led.transaction():
+            led.add_batch(batch(0))
+        led.close()
+        again = Ledger.open(path, manifest())
+        assert again.last_seq() == 0
+
+    @pytest.mark.parametrize(
+        "field,value",
+        [
+            ("id_type", "email"),
+            ("endpoint", "user"),
+            ("host", "https://api.genauth.ai"),
+            ("userpool_id", "other"),
+            ("batch_size", 10),
+            ("input_sha256", "b" * 64),
+        ],
+    )
+    def test_a_foreign_state_file_is_refused(self, tmp_path: Path, field: str, value: object) -> None:
+        """A state file made for another input, ID type, endpoint, host or pool is refused."""
+        path = tmp_path / "run.state"
+        Ledger.open(path, manifest()).close()
+        with pytest.raises(LedgerMismatch, match=field.split("_")[0]):
+            Ledger.open(path, manifest(**{field: value}))
+
+    def test_a_readable_by_others_state_file_is_refused(self, tmp_path: Path) -> None:
+        """A state file that group or others may read is refused with a chmod hint."""
+        path = tmp_path / "run.state"
+        Ledger.open(path, manifest()).close()
+        path.chmod(0o644)
+        with pytest.raises(ConfigError, match="chmod 600"):
+            Ledger.open(path, manifest())
+
+    def test_a_non_ledger_file_is_refused(self, tmp_path: Path) -> None:
+        """A file that is not a SQLite ledger gives a one-line error."""
+        path = tmp_path / "run.state"
+        path.write_bytes(b"not a database at all" * 100)
+        path.chmod(0o600)
+        with pytest.raises(LedgerError, match="not a"):
+            Ledger.open(path, manifest())
+
+    def test_a_missing_file_without_manifest_is_refused(self, tmp_path: Path) -> None:
+        """Read-only tools get a clear error for a state file that does not exist."""
+        with pytest.raises(LedgerError, match="no such state file"):
+            Ledger.open(tmp_path / "nope.state")
+
+
+class TestBatches:
+    def test_intent_puts_a_batch_in_sending_with_its_ids(self, ledger: Ledger) -> None:
+        """begin_attempt records exactly the IDs about to leave and moves the batch to SENDING."""
+        b = batch(0)
+        with ledger.transaction():
+            ledger.add_batch(b)
+            attempt = ledger.begin_attempt(0, b.ids[:2])
+        rec = ledger.batch(0)
+        assert rec is not None and rec.state is BatchState.SENDING
+        assert attempt == 1
+        assert ledger.attempts(0)[0].ids == b.ids[:2]
+        assert ledger.attempts(0)[0].outcome is None
+
+    def test_open_batches_are_those_not_terminal(self, ledger: Ledger) -> None:
+        """open_batches lists PENDING, SENDING and IN_DOUBT batches, in order."""
+        with ledger.transaction():
+            for seq, state in enumerate(
+                [BatchState.DONE, BatchState.SENDING, BatchState.REJECTED, BatchState.IN_DOUBT]
+            ):
+                ledger.add_batch(batch(seq))
+                ledger.set_state(seq, state)
+            ledger.add_batch(batch(4))
+        assert [r.batch.seq for r in ledger.open_batches()] == [1, 3, 4]
+
+    def test_per_id_outcomes_shrink_what_remains(self, ledger: Ledger) -> None:
+        """IDs with a recorded outcome are not in remaining()."""
+        b = batch(0)
+        with ledger.transaction():
+            ledger.add_batch(b)
+            ledger.record_ids(0, [IdOutcome(b.ids[1], LineOutcome.NOT_FOUND, 2004, "gone")])
+        rec = ledger.batch(0)
+        assert rec is not None
+        assert rec.remaining() == (b.ids[0], b.ids[2])
+        assert rec.outcomes[b.ids[1]].api_code == 2004
+
+    def test_a_failed_transaction_leaves_nothing(self, ledger: Ledger) -> None:
+        """A transaction that raises is rolled back whole."""
+        with pytest.raises(RuntimeError), ledger.transaction():
+            ledger.add_batch(batch(0))
+            raise RuntimeError
+        assert ledger.last_seq() == -1
+
+
+class TestCheckpointer:
+    async def test_concurrent_writes_share_commits(self, ledger: Ledger) -> None:
+        """Writes submitted together are made durable in fewer commits than writes."""
+        ckpt = Checkpointer(ledger)
+
+        async def add(seq: int) -> None:
+            await ckpt.write(lambda led: led.add_batch(batch(seq)))
+
+        async with anyio.create_task_group() as tg:
+            for seq in range(64):
+                tg.start_soon(add, seq)
+        assert ledger.last_seq() == 63
+        assert ckpt.stats.writes == 64
+        assert ckpt.stats.commits < 64
+
+    async def test_a_failing_write_does_not_undo_its_neighbours(self, ledger: Ledger) -> None:
+        """One write that raises gets its error; the others in the same commit persist."""
+        ckpt = Checkpointer(ledger)
+        await ckpt.write(lambda led: led.add_batch(batch(0)))
+        errors: list[BaseException] = []
+
+        async def dup() -> None:
+            try:
+                await ckpt.write(lambda led: led.add_batch(batch(0)))
+            except Exception as exc:
+                errors.append(exc)
+
+        async def fresh() -> None:
+            await ckpt.write(lambda led: led.add_batch(batch(1)))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(dup)
+            tg.start_soon(fresh)
+        assert len(errors) == 1
+        assert ledger.last_seq() == 1
+
+    async def test_write_returns_the_functions_result(self, ledger: Ledger) -> None:
+        """write() hands back what the function returned (the attempt number here)."""
+        ckpt = Checkpointer(ledger)
+        await ckpt.write(lambda led: led.add_batch(batch(0)))
+        assert await ckpt.write(lambda led: led.begin_attempt(0, ("a",))) == 1
+        assert await ckpt.write(lambda led: led.begin_attempt(0, ("a",))) == 2

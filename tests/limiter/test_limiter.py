@@ -1,0 +1,277 @@
+"""RateLimiter on a virtual clock: even slots, no bursts, FIFO, a global pause, cancellation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Awaitable, Callable, Sequence
+
+import anyio
+import pytest
+
+from bulkresign.clock import FakeClock
+from bulkresign.errors import ConfigError
+from bulkresign.limiter import LimiterStats, RateLimiter
+
+NS = 1_000_000_000
+QueueUp = Callable[[anyio.abc.TaskGroup, RateLimiter, int], Awaitable[list[tuple[int, float]]]]
+
+
+def ns(seconds: float) -> int:
+    """Clock seconds as integer nanoseconds, the limiter's own unit (exact for virtual times)."""
+    return round(seconds * NS)
+
+
+def interval(rate: float) -> int:
+    """The limiter's slot spacing at ``rate``: 1/rate in nanoseconds, rounded up."""
+    return math.ceil(NS / rate)
+
+
+class TestSpacing:
+    async def test_first_slot_is_immediate(self, clock: FakeClock) -> None:
+        """A limiter that has handed out nothing grants the first slot at once."""
+        limiter = RateLimiter(10, clock=clock)
+        assert await limiter.acquire() == 0.0
+
+    async def test_slots_are_exactly_one_interval_apart(self, clock: FakeClock) -> None:
+        """Back-to-back acquires are granted exactly 1/rate apart."""
+        limiter = RateLimiter(100, clock=clock)
+        async with clock.autojump():
+            grants = [ns(await limiter.acquire()) for _ in range(50)]
+        assert grants == [k * 10_000_000 for k in range(50)]
+
+    async def test_interval_rounds_up_so_the_rate_is_never_exceeded(
+        self, clock: FakeClock, window_count: Callable[[Sequence[int]], int]
+    ) -> None:
+        """At a rate whose interval is not whole nanoseconds, no window holds one slot too many."""
+        limiter = RateLimiter(3, clock=clock)
+        async with clock.autojump():
+            grants = [ns(await limiter.acquire()) for _ in range(30)]
+        assert grants[1] == 333_333_334
+        assert window_count(grants) == 3
+
+    @pytest.mark.parametrize(("rate", "seconds"), [(300, 10), (1000, 10), (3000, 3)])
+    async def test_many_acquirers_never_exceed_the_rate(
+        self,
+        clock: FakeClock,
+        window_count: Callable[[Sequence[int]], int],
+        rate: int,
+        seconds: int,
+    ) -> None:
+        """500 acquirers in a loop get every slot: none above the rate, none lost (goodput 100%)."""
+        limiter = RateLimiter(rate, clock=clock)
+        grants: list[int] = []
+
+        async def acquirer() -> None:
+            while (granted := await limiter.acquire()) < seconds:
+                grants.append(ns(granted))
+
+        async with clock.autojump(), anyio.create_task_group() as tg:
+            for _ in range(500):
+                tg.start_soon(acquirer)
+        assert window_count(grants) <= rate
+        assert len(grants) >= 0.99 * rate * seconds
+        assert sorted(grants) == [k * interval(rate) for k in range(len(grants))]
+
+
+class TestIdle:
+    async def test_no_burst_after_idle(self, clock: FakeClock, queue_up: QueueUp) -> None:
+        """After a long idle spell, a crowd of acquirers still gets one slot per interval."""
+        limiter = RateLimiter(10, clock=clock)
+        await limiter.acquire()
+        await clock.advance(60.0)
+        async with anyio.create_task_group() as tg:
+            grants = await queue_up(tg, limiter, 20)
+            await clock.advance(3.0)
+        assert [ns(t) for _, t in grants] == [ns(60.0) + k * ns(0.1) for k in range(20)]
+
+    async def test_slow_demand_earns_no_credit(self, clock: FakeClock, queue_up: QueueUp) -> None:
+        """Acquires spaced wider than the interval are granted on arrival and bank nothing."""
+        limiter = RateLimiter(10, clock=clock)
+        for k in range(5):
+            await clock.advance_to(k * 0.25)
+            assert await limiter.acquire() == k * 0.25
+        async with anyio.create_task_group() as tg:
+            grants = await queue_up(tg, limiter, 3)
+            await clock.advance(1.0)
+        assert [ns(t) for _, t in grants] == [ns(1.1), ns(1.2), ns(1.3)]
+
+
+class TestFairness:
+    async def test_waiters_are_served_in_arrival_order(
+        self, clock: FakeClock, queue_up: QueueUp
+    ) -> None:
+        """Slots go to waiters first come, first served."""
+        limiter = RateLimiter(100, clock=clock)
+        async with anyio.create_task_group() as tg:
+            grants = await queue_up(tg, limiter, 50)
+            await clock.advance(1.0)
+        assert [k for k, _ in grants] == list(range(50))
+        assert [t for _, t in grants] == sorted(t for _, t in grants)
+
+    async def test_newcomer_does_not_jump_the_queue(
+        self, clock: FakeClock, queue_up: QueueUp
+    ) -> None:
+        """A slot that comes due while others wait goes to the queue's head, not to a newcomer."""
+        limiter = RateLimiter(10, clock=clock)
+        async with anyio.create_task_group() as tg:
+            grants = await queue_up(tg, limiter, 3)
+            await clock.advance(0.1)
+            tg.start_soon(limiter.acquire)
+            await clock.advance(1.0)
+        assert [k for k, _ in grants] == [0, 1, 2]
+        assert limiter.stats.granted == 4
+
+
+class TestPause:
+    async def test_throttling_pauses_every_waiter_until_the_deadline(
+        self, clock: FakeClock, queue_up: QueueUp
+    ) -> None:
+        """Retry-After holds back the sleeping head and everyone behind it until the deadline."""
+        limiter = RateLimiter(100, clock=clock)
+        await limiter.acquire()
+        async with anyio.create_task_group() as tg:
+            grants = await queue_up(tg, limiter, 10)
+            assert limiter.on_throttled(2.0) == 2.0
+            await clock.advance(1.999)
+            assert grants == []
+            await clock.advance(1.0)
+        assert [ns(t) for _, t in grants][:2] == [ns(2.0), ns(2.0) + interval(70)]
+
+    async def test_newcomer_waits_out_the_pause(self, clock: FakeClock) -> None:
+        """An acquire during a pause, with nobody queued, waits for the pause to end."""
+        limiter = RateLimiter(100, clock=clock)
+        limiter.on_throttled(1.5)
+        async with clock.autojump():
+            assert await limiter.acquire() == 1.5
+
+    async def test_shorter_retry_after_does_not_shorten_the_pause(self, clock: FakeClock) -> None:
+        """A later, shorter Retry-After leaves the longer pause in force."""
+        limiter = RateLimiter(100, clock=clock)
+        limiter.on_throttled(5.0)
+        assert limiter.on_throttled(1.0) == 5.0
+        assert limiter.paused_until == 5.0
+
+    async def test_retry_after_is_capped(self, clock: FakeClock) -> None:
+        """A huge Retry-After pauses for at most max_pause."""
+        limiter = RateLimiter(100, clock=clock, max_pause=30.0)
+        assert limiter.on_throttled(86_400.0) == 30.0
+
+    async def test_computed_pause_doubles_per_congestion_event(self, clock: FakeClock) -> None:
+        """Without Retry-After, each event since the last success pauses twice as long."""
+        limiter = RateLimiter(100, clock=clock, pause_base=0.1, cooldown=0.5)
+        pauses = []
+        for _ in range(3):
+            pauses.append(limiter.on_throttled(None))
+            await clock.advance(1.0)
+        assert pauses == [0.1, 0.2, 0.4]
+
+    async def test_in_flight_throttles_do_not_extend_the_pause(self, clock: FakeClock) -> None:
+        """429s arriving within the cooldown of a cut neither cut again nor pause longer."""
+        limiter = RateLimiter(100, clock=clock, pause_base=0.1, cooldown=0.5)
+        limiter.on_throttled(None)
+        await clock.advance(0.05)
+        assert limiter.on_throttled(None) == pytest.approx(0.05)
+        assert limiter.current_rate == 70.0
+
+    async def test_pause_ends_by_itself(self, clock: FakeClock) -> None:
+        """Once the deadline passes, the limiter reports no pause."""
+        limiter = RateLimiter(100, clock=clock)
+        limiter.on_throttled(1.0)
+        await clock.advance(1.0)
+        assert limiter.paused_until is None
+        assert not limiter.stats.paused
+
+    async def test_stats_count_throttling_and_paused_time(self, clock: FakeClock) -> None:
+        """Stats report the rate, the pause in force, and what throttling has cost so far."""
+        limiter = RateLimiter(100, clock=clock, cooldown=0.5)
+        limiter.on_throttled(2.0)
+        await clock.advance(0.1)
+        limiter.on_throttled(None)
+        await clock.advance(0.4)
+        stats = limiter.stats
+        assert stats.paused_seconds == pytest.approx(0.5)
+        assert dataclasses.replace(stats, paused_seconds=0.5) == LimiterStats(
+            current_rate=70.0,
+            max_rate=100.0,
+            paused_until=2.0,
+            granted=0,
+            waiting=0,
+            throttled=2,
+            throttle_events=1,
+            paused_seconds=0.5,
+        )
+
+
+class TestCancellation:
+    async def test_cancelled_head_passes_its_turn(
+        self, clock: FakeClock, queue_up: QueueUp
+    ) -> None:
+        """Cancelling the sleeping head hands its slot to the next waiter: no gap, no double."""
+        limiter = RateLimiter(10, clock=clock)
+        await limiter.acquire()
+        async with anyio.create_task_group() as tg:
+            head = anyio.CancelScope()
+
+            async def cancellable() -> None:
+                with head:
+                    await limiter.acquire()
+
+            tg.start_soon(cancellable)
+            await clock.settle()
+            grants = await queue_up(tg, limiter, 3)
+            await clock.advance(0.05)
+            head.cancel()
+            await clock.advance(1.0)
+        assert [ns(t) for _, t in grants] == [ns(0.1), ns(0.2), ns(0.3)]
+        assert limiter.stats.granted == 4
+
+    async def test_cancelled_middle_waiter_leaves_no_gap(self, clock: FakeClock) -> None:
+        """Cancelling a waiter mid-queue keeps the others in order and evenly spaced."""
+        limiter = RateLimiter(10, clock=clock)
+        scopes = [anyio.CancelScope() for _ in range(5)]
+        grants: list[tuple[int, float]] = []
+
+        async def waiter(k: int) -> None:
+            with scopes[k]:
+                grants.append((k, await limiter.acquire()))
+
+        async with anyio.create_task_group() as tg:
+            for k in range(5):
+                tg.start_soon(waiter, k)
+                await clock.settle()
+            scopes[2].cancel()
+            await clock.advance(1.0)
+        assert grants == [(0, 0.0), (1, 0.1), (3, 0.2), (4, 0.3)]
+        assert limiter.stats.waiting == 0
+
+    async def test_mass_cancellation_keeps_the_schedule(
+        self, clock: FakeClock, window_count: Callable[[Sequence[int]], int]
+    ) -> None:
+        """Cancelling every third of 300 waiters mid-run loses and duplicates no slot."""
+        limiter = RateLimiter(100, clock=clock)
+        scopes = [anyio.CancelScope() for _ in range(300)]
+        grants: list[int] = []
+
+        async def waiter(k: int) -> None:
+            with scopes[k]:
+                grants.append(ns(await limiter.acquire()))
+
+        async with anyio.create_task_group() as tg:
+            for k in range(300):
+                tg.start_soon(waiter, k)
+            await clock.advance(0.5)
+            for scope in scopes[::3]:
+                scope.cancel()
+            await clock.advance(10.0)
+        assert sorted(grants) == [k * ns(0.01) for k in range(len(grants))]
+        assert 200 <= len(grants) <= 217
+        assert window_count(grants) <= 100
+
+
+class TestConfiguration:
+    @pytest.mark.parametrize("rate", [0, -1, float("inf"), float("nan")])
+    def test_rate_must_be_positive_and_finite(self, rate: float) -> None:
+        """A zero, negative or infinite rate is a configuration error naming --rate."""
+        with pytest.raises(ConfigError, match="--rate"):
+            RateLimiter(rate)
