@@ -248,7 +248,10 @@ class _Job:
             return None
         crash_point("after_readback_before_commit")
         rows = _resigned(found.resigned, None, f"read back Resigned ({why})")
-        rows += [IdOutcome(i, LineOutcome.NOT_FOUND, 2004, "user not found (read back)") for i in found.absent]
+        rows += [
+            IdOutcome(i, LineOutcome.NOT_FOUND, USER_NOT_FOUND, "user not found (read back)")
+            for i in found.absent
+        ]
         d.stats.resigned_by_readback += len(found.resigned)
         await self._record(rows, state=BatchState.PENDING)
         return found
@@ -327,6 +330,4 @@ def _resigned(ids: Sequence[str], request_id: str | None, why: str) -> list[IdOu
 
 
 def _failed(user_id: str, error: Rejected) -> IdOutcome:
-    return IdOutcome(
-        user_id, LineOutcome.FAILED, error.api_code, error.message, error.request_id
-    )
+    return IdOutcome(user_id, LineOutcome.FAILED, error.api_code, error.message, error.request_id)

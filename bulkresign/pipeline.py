@@ -23,12 +23,12 @@ import hashlib
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
-
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from bulkresign.checkpoint import Checkpointer
@@ -67,7 +67,7 @@ async def run_pipeline(
     grace: float = 30.0,
     signals: bool = True,
 ) -> RunResult:
-    """Finish what the ledger holds open, then stream ``batches`` through ``concurrency`` workers."""
+    """Finish what the ledger holds open, then stream ``batches`` through the workers."""
     ckpt = dispatcher.checkpoint
     open_items = await ckpt.read(lambda led: led.open_batches())
     last_seq = await ckpt.read(lambda led: led.last_seq())
@@ -93,7 +93,7 @@ async def run_pipeline(
                         await _check_known(ckpt, old)
                         stats.skipped_done += sum(len(b.ids) for b in old)
                     if new:
-                        await ckpt.write(lambda led: _add(led, new))
+                        await ckpt.write(partial(_add, batches=new))
                         crash_point("after_batch_insert")
                     for b in new:
                         if dispatcher.stopping.is_set():
@@ -137,7 +137,7 @@ def _take(batches: Iterator[Batch], n: int) -> list[Batch]:
     return list(islice(batches, n))
 
 
-def _add(led: Ledger, batches: list[Batch]) -> None:
+def _add(led: Ledger, *, batches: list[Batch]) -> None:
     for b in batches:
         led.add_batch(b)
 
@@ -156,9 +156,8 @@ async def _check_known(ckpt: Checkpointer, batches: list[Batch]) -> None:
 async def _watch_signals(dispatcher: Dispatcher, scope: anyio.CancelScope, grace: float) -> None:
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
         async for signum in received:
-            if dispatcher.stopping.is_set() and dispatcher.stop_reason is not None:
-                if dispatcher.stop_reason.startswith("signal"):
-                    scope.cancel()  # a second signal: stop now, the next run reads back
-                    return
+            if (dispatcher.stop_reason or "").startswith("signal"):
+                scope.cancel()  # a second signal: stop now, the next run reads back
+                return
             dispatcher.stop(f"signal {signal.Signals(signum).name}")
             scope.deadline = min(scope.deadline, anyio.current_time() + grace)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import anyio
 
@@ -73,11 +74,18 @@ async def read_back(
     else:
         groups = [ids[i : i + MAX_BATCH] for i in range(0, len(ids), MAX_BATCH)]
     found: dict[str, UserRecord] = {}
+    get = partial(
+        _get_with_retry, reader, endpoint, limiter=limiter, retry=retry, rng=rng, on_call=on_call
+    )
     for group in groups:
-        records = await _get_with_retry(
-            reader, endpoint, group, id_type, limiter=limiter, retry=retry, rng=rng, on_call=on_call
-        )
-        found.update(match_users(group, id_type, records))
+        records = await get(group, id_type)
+        matched = match_users(group, id_type, records)
+        found.update(matched)
+        if len(records) > len(matched) and len(group) > 1:
+            # A record came back that no asked ID claims (a phone stored in another format, say):
+            # ask for the unclaimed IDs one at a time, where the answer cannot be misattributed.
+            for user_id in (i for i in group if i not in matched):
+                found.update(match_users([user_id], id_type, await get([user_id], id_type)))
     return sort_read_back(ids, found)
 
 
@@ -102,7 +110,7 @@ async def _get_with_retry(
         except Throttled as exc:
             limiter.on_throttled(exc.retry_after, sent_at=sent_at)
             continue
-        except NotApplied as exc:
+        except NotApplied:
             attempt += 1
             if attempt >= retry.max_attempts:
                 raise

@@ -82,7 +82,9 @@ class TestOpening:
             ("input_sha256", "b" * 64),
         ],
     )
-    def test_a_foreign_state_file_is_refused(self, tmp_path: Path, field: str, value: object) -> None:
+    def test_a_foreign_state_file_is_refused(
+        self, tmp_path: Path, field: str, value: object
+    ) -> None:
         """A state file made for another input, ID type, endpoint, host or pool is refused."""
         path = tmp_path / "run.state"
         Ledger.open(path, manifest()).close()

@@ -1,0 +1,164 @@
+"""A job: one input resigned against one userpool, from a fresh start or a resume.
+
+:func:`run_job` wires the stages together — client, ledger, limiter, dispatcher, pipeline — and
+is what ``bulkresign run`` calls after it has parsed its arguments and, when asked, shown the plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from bulkresign import __version__
+from bulkresign.batching import Ingest, InputSpec
+from bulkresign.checkpoint import Checkpointer
+from bulkresign.client import GenAuthClient
+from bulkresign.config import Credentials, Timeouts
+from bulkresign.dispatch import Dispatcher, DispatchSettings
+from bulkresign.events import Events, NullEvents
+from bulkresign.ledger import Ledger, Manifest
+from bulkresign.limiter import RateLimiter
+from bulkresign.models import Endpoint
+from bulkresign.pipeline import RunResult, hash_file, run_pipeline
+from bulkresign.retry import CircuitBreaker, ErrorBudget, RetryBudget, RetryPolicy
+from bulkresign.stats import RunStats
+
+__all__ = ["JobConfig", "JobInfo", "JobOutcome", "run_job"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobConfig:
+    """Everything a run needs, already validated."""
+
+    spec: InputSpec
+    host: str
+    credentials: Credentials
+    state: Path
+    endpoint: Endpoint = Endpoint.PUBLIC_ACCOUNT
+    rate: float = 100.0
+    concurrency: int = 16
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_errors: ErrorBudget | None = None
+    reconcile_delay: float = 2.0
+    grace: float = 30.0
+    exclude: frozenset[str] = frozenset()
+    ca_file: Path | None = None
+    signals: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """What the operator is shown before the first resign call."""
+
+    userpool_id: str
+    resuming: bool
+    state: Path
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """How the job ended, with its live counters."""
+
+    result: RunResult
+    stats: RunStats
+    userpool_id: str
+    state: Path
+
+
+Confirm = Callable[[JobInfo], Awaitable[bool]]
+
+
+async def _allow(_: JobInfo) -> bool:
+    return True
+
+
+async def run_job(
+    cfg: JobConfig,
+    *,
+    confirm: Confirm = _allow,
+    events: Events | None = None,
+    stats: RunStats | None = None,
+) -> JobOutcome | None:
+    """Run (or resume) the job; ``None`` when ``confirm`` declined before anything was sent."""
+    resuming = cfg.state.exists()
+    path = Path(cfg.spec.path)
+    input_hash: str | None = None
+    if resuming and cfg.spec.path != "-":
+        # A resumed run must read the very input it began with (the hash is cheap next to a run).
+        input_hash = await anyio.to_thread.run_sync(hash_file, path)
+    async with GenAuthClient(
+        cfg.host, cfg.credentials, timeouts=cfg.timeouts, ca_file=cfg.ca_file,
+        max_connections=max(cfg.concurrency, 4),
+    ) as client:
+        pool = await client.userpool_id()
+        manifest = Manifest(
+            input_path=str(path.resolve()) if cfg.spec.path != "-" else "-",
+            input_sha256=input_hash,
+            id_type=str(cfg.spec.id_type),
+            endpoint=str(cfg.endpoint),
+            host=cfg.host,
+            userpool_id=pool,
+            batch_size=cfg.spec.batch_size,
+            input_options=_options(cfg.spec),
+            tool_version=__version__,
+            pseudonym_key=secrets.token_hex(16),
+        )
+        ledger = await anyio.to_thread.run_sync(Ledger.open, cfg.state, manifest)
+        try:
+            if not await confirm(JobInfo(pool, resuming, cfg.state)):
+                return None
+            live = stats if stats is not None else RunStats()
+            ckpt = Checkpointer(ledger)
+            dispatcher = Dispatcher(
+                client=client,
+                checkpoint=ckpt,
+                limiter=RateLimiter(cfg.rate),
+                settings=DispatchSettings(
+                    cfg.endpoint, cfg.spec.id_type, cfg.retry, cfg.reconcile_delay
+                ),
+                breaker=CircuitBreaker(),
+                retry_budget=RetryBudget(),
+                error_budget=cfg.max_errors,
+                events=events if events is not None else NullEvents(),
+                stats=live,
+                rng=random.Random(),
+            )
+            ingest = Ingest(cfg.spec, exclude=cfg.exclude)
+            async with anyio.create_task_group() as tg:
+                if input_hash is None and cfg.spec.path != "-":
+                    tg.start_soon(_record_hash, ckpt, path)
+                result = await run_pipeline(
+                    ingest.batches(),
+                    dispatcher,
+                    concurrency=cfg.concurrency,
+                    grace=cfg.grace,
+                    signals=cfg.signals,
+                )
+            if live.ingest_done:
+                final = ingest.stats
+                await ckpt.write(lambda led: led.set_meta_json("ingest", final.as_dict()))
+            return JobOutcome(result, live, pool, cfg.state)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(ledger.close)
+
+
+async def _record_hash(ckpt: Checkpointer, path: Path) -> None:
+    """Hash the input beside the first requests and bind the ledger to it."""
+    digest = await anyio.to_thread.run_sync(hash_file, path)
+    await ckpt.write(lambda led: led.set_meta("input_sha256", digest))
+
+
+def _options(spec: InputSpec) -> str:
+    """The input options that change what the batches are, as canonical JSON."""
+    binding = {k: str(v) for k, v in dataclasses.asdict(spec).items() if k != "path"}
+    return orjson.dumps(binding, option=orjson.OPT_SORT_KEYS).decode()
