@@ -258,19 +258,21 @@ class _Job:
 
     async def _isolate(self, ids: tuple[str, ...], error: Rejected) -> list[tuple[str, ...]] | None:
         """Split a rejected group so the IDs the server refuses end up alone."""
-        if len(ids) == 1:
+        not_found = error.api_code == USER_NOT_FOUND
+        if len(ids) == 1 and not not_found:
             await self._record([_failed(ids[0], error)])
             return []
         found = await self._read_back(ids, why=f"rejected {error.status_code}/{error.api_code}")
         if found is None:
             return None
         pending = found.pending
+        if len(pending) == 1 and len(ids) == 1:
+            # The server says "not found" but the read-back finds the user: record its answer.
+            await self._record([_failed(pending[0], error)])
+            return []
         if not pending:
             return []
-        progressed = len(pending) < len(ids)
-        if error.api_code == USER_NOT_FOUND and progressed:
-            return [pending]
-        if len(pending) == 1:
+        if (not_found and len(pending) < len(ids)) or len(pending) == 1:
             return [pending]
         half = len(pending) // 2
         return [pending[half:], pending[:half]]

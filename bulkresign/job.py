@@ -9,24 +9,27 @@ from __future__ import annotations
 import dataclasses
 import random
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import anyio
 import anyio.to_thread
 import orjson
 
 from bulkresign import __version__
-from bulkresign.batching import Ingest, InputSpec
+from bulkresign.batching import Ingest
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.client import GenAuthClient
 from bulkresign.config import Credentials, Timeouts
 from bulkresign.dispatch import Dispatcher, DispatchSettings
 from bulkresign.events import Events, NullEvents
+from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger, Manifest
-from bulkresign.limiter import RateLimiter
-from bulkresign.models import Endpoint
+from bulkresign.limiter import LimiterStats, RateLimiter
+from bulkresign.models import Batch, BatchState, Endpoint
 from bulkresign.pipeline import RunResult, hash_file, run_pipeline
 from bulkresign.retry import CircuitBreaker, ErrorBudget, RetryBudget, RetryPolicy
 from bulkresign.stats import RunStats
@@ -53,6 +56,9 @@ class JobConfig:
     exclude: frozenset[str] = frozenset()
     ca_file: Path | None = None
     signals: bool = True
+    canary: int = 0
+    """On a fresh start, send the first ``canary`` batches one at a time and stop unless every
+    one of them succeeds outright."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,8 @@ class JobInfo:
     userpool_id: str
     resuming: bool
     state: Path
+    pseudonym_key: bytes
+    """The run's key for log pseudonyms, kept in the ledger so a resume logs the same ones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,8 @@ class JobOutcome:
 
 
 Confirm = Callable[[JobInfo], Awaitable[bool]]
+#: Runs beside the pipeline until cancelled: the progress display.
+Watch = Callable[[RunStats, Callable[[], LimiterStats]], Coroutine[Any, Any, None]]
 
 
 async def _allow(_: JobInfo) -> bool:
@@ -85,23 +95,27 @@ async def run_job(
     cfg: JobConfig,
     *,
     confirm: Confirm = _allow,
-    events: Events | None = None,
+    events: Callable[[JobInfo], Events] | None = None,
     stats: RunStats | None = None,
+    watch: Watch | None = None,
 ) -> JobOutcome | None:
     """Run (or resume) the job; ``None`` when ``confirm`` declined before anything was sent."""
     resuming = cfg.state.exists()
-    path = Path(cfg.spec.path)
+    path = Path(cfg.spec.path)  # the CLI makes it absolute, so the manifest names one file
     input_hash: str | None = None
     if resuming and cfg.spec.path != "-":
         # A resumed run must read the very input it began with (the hash is cheap next to a run).
         input_hash = await anyio.to_thread.run_sync(hash_file, path)
     async with GenAuthClient(
-        cfg.host, cfg.credentials, timeouts=cfg.timeouts, ca_file=cfg.ca_file,
+        cfg.host,
+        cfg.credentials,
+        timeouts=cfg.timeouts,
+        ca_file=cfg.ca_file,
         max_connections=max(cfg.concurrency, 4),
     ) as client:
         pool = await client.userpool_id()
         manifest = Manifest(
-            input_path=str(path.resolve()) if cfg.spec.path != "-" else "-",
+            input_path=str(path) if cfg.spec.path != "-" else "-",
             input_sha256=input_hash,
             id_type=str(cfg.spec.id_type),
             endpoint=str(cfg.endpoint),
@@ -114,21 +128,24 @@ async def run_job(
         )
         ledger = await anyio.to_thread.run_sync(Ledger.open, cfg.state, manifest)
         try:
-            if not await confirm(JobInfo(pool, resuming, cfg.state)):
+            key = await anyio.to_thread.run_sync(lambda: ledger.meta()["pseudonym_key"])
+            info = JobInfo(pool, resuming, cfg.state, bytes.fromhex(key))
+            if not await confirm(info):
                 return None
             live = stats if stats is not None else RunStats()
             ckpt = Checkpointer(ledger)
+            limiter = RateLimiter(cfg.rate)
             dispatcher = Dispatcher(
                 client=client,
                 checkpoint=ckpt,
-                limiter=RateLimiter(cfg.rate),
+                limiter=limiter,
                 settings=DispatchSettings(
                     cfg.endpoint, cfg.spec.id_type, cfg.retry, cfg.reconcile_delay
                 ),
                 breaker=CircuitBreaker(),
                 retry_budget=RetryBudget(),
                 error_budget=cfg.max_errors,
-                events=events if events is not None else NullEvents(),
+                events=events(info) if events is not None else NullEvents(),
                 stats=live,
                 rng=random.Random(),
             )
@@ -136,13 +153,19 @@ async def run_job(
             async with anyio.create_task_group() as tg:
                 if input_hash is None and cfg.spec.path != "-":
                     tg.start_soon(_record_hash, ckpt, path)
+                if watch is not None:
+                    tg.start_soon(watch, live, lambda: limiter.stats)
+                batches = ingest.batches()
+                if cfg.canary and not resuming:
+                    await _canary(cfg, dispatcher, batches)
                 result = await run_pipeline(
-                    ingest.batches(),
+                    batches,
                     dispatcher,
                     concurrency=cfg.concurrency,
                     grace=cfg.grace,
                     signals=cfg.signals,
                 )
+                tg.cancel_scope.cancel()
             if live.ingest_done:
                 final = ingest.stats
                 await ckpt.write(lambda led: led.set_meta_json("ingest", final.as_dict()))
@@ -150,6 +173,19 @@ async def run_job(
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(ledger.close)
+
+
+async def _canary(cfg: JobConfig, dispatcher: Dispatcher, batches: Iterator[Batch]) -> None:
+    """The first batches one at a time; any that does not end DONE stops the run."""
+    head = list(islice(batches, cfg.canary))
+    await run_pipeline(iter(head), dispatcher, concurrency=1, grace=cfg.grace, signals=cfg.signals)
+    dispatcher.stats.ingest_done = False
+    states = await dispatcher.checkpoint.read(lambda led: [(b.seq, led.batch(b.seq)) for b in head])
+    for seq, rec in states:
+        if rec is None or rec.state is not BatchState.DONE:
+            state = "unsent" if rec is None else rec.state
+            dispatcher.stop(f"canary: batch {seq} ended {state}, not done")
+            return
 
 
 async def _record_hash(ckpt: Checkpointer, path: Path) -> None:

@@ -209,7 +209,7 @@ class Ledger:
 
     def set_meta_json(self, key: str, value: object) -> None:
         """Set one bookkeeping value as JSON (call inside a transaction)."""
-        self.set_meta(key, orjson.dumps(value).decode())
+        self.set_meta(key, orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode())
 
     # --- writes (call inside a transaction) -------------------------------------------------
 

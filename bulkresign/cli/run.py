@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 
-from bulkresign.batching import InputSpec
 from bulkresign.cli import ExitCode
+from bulkresign.cli.confirm import ask_count, load_exclude, preview, show_plan
 from bulkresign.cli.options import add_input_options, input_spec_from_args
+from bulkresign.cli.records import Records, print_summary, read_ingest_stats
 from bulkresign.config import Timeouts, load_credentials, resolve_host
 from bulkresign.errors import ConfigError
+from bulkresign.inputspec import InputSpec
 from bulkresign.job import JobConfig, JobInfo, JobOutcome, run_job
+from bulkresign.limiter import LimiterStats
 from bulkresign.models import Endpoint
+from bulkresign.progress import show_progress
+from bulkresign.report import write_report
 from bulkresign.retry import ErrorBudget
+from bulkresign.stats import RunStats
 
 __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_RATE", "register"]
 
@@ -72,7 +80,42 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation (scripts)")
     p.add_argument("--report", type=Path, help="write the per-line report here when done")
+    add_guard_options(p)
     p.set_defaults(func=handle)
+
+
+def add_guard_options(p: argparse.ArgumentParser) -> None:
+    """Guards, records and display options of ``run``."""
+    g = p.add_argument_group("guards")
+    g.add_argument(
+        "--plan-sha256",
+        metavar="HASH",
+        help="refuse unless the input's ID set hashes to this (from `bulkresign plan`)",
+    )
+    g.add_argument(
+        "--max-users", type=int, metavar="N", help="refuse when more than N IDs would be resigned"
+    )
+    g.add_argument(
+        "--exclude",
+        type=Path,
+        metavar="FILE",
+        help="protected IDs (one per line, same --id-type) that are never sent",
+    )
+    g.add_argument(
+        "--canary",
+        type=int,
+        default=0,
+        metavar="N",
+        help="send the first N batches one at a time; stop unless all succeed",
+    )
+    r = p.add_argument_group("records")
+    r.add_argument("--reason", default="", help="why (a ticket): written to the audit journal")
+    r.add_argument("--log", type=Path, help="JSON event log (default: STATE.log)")
+    r.add_argument(
+        "--log-ids", action="store_true", help="log IDs as given instead of keyed pseudonyms"
+    )
+    r.add_argument("--journal", type=Path, help="audit journal (default: STATE.journal)")
+    r.add_argument("--no-progress", action="store_true", help="no live progress display")
 
 
 def add_connection_options(p: argparse.ArgumentParser) -> None:
@@ -105,7 +148,11 @@ def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
     _positive("--timeout", args.timeout)
     if spec.path == "-" and args.state is None:
         raise ConfigError("reading stdin: give --state FILE so the run can be resumed")
+    if spec.path != "-":
+        spec = dataclasses.replace(spec, path=os.path.abspath(spec.path))
     state = args.state if args.state is not None else Path(f"{spec.path}.bulkresign")
+    if args.canary < 0:
+        raise ConfigError(f"--canary must be 0 or more, not {args.canary}")
     return JobConfig(
         spec=spec,
         host=resolve_host(args.host, os.environ),
@@ -119,47 +166,47 @@ def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
         reconcile_delay=args.reconcile_delay,
         grace=args.grace,
         ca_file=args.ca_file,
+        exclude=load_exclude(args.exclude, spec) if args.exclude else frozenset(),
+        canary=args.canary,
     )
 
 
 def handle(args: argparse.Namespace) -> int:
-    """Run or resume the job and map how it ended to an exit code."""
-    spec = input_spec_from_args(args)
-    cfg = job_config(args, spec)
+    """Check, confirm, run or resume the job, and map how it ended to an exit code."""
+    cfg = job_config(args, input_spec_from_args(args))
     if not args.yes and not sys.stdin.isatty():
         raise ConfigError("no terminal to confirm on: pass --yes to resign without a prompt")
+    plan = preview(cfg, args)
+    records = Records(cfg, args)
+    total = None if plan is None else plan.stats.accepted
 
     async def confirm(info: JobInfo) -> bool:
-        _print_header(cfg, info)
+        show_plan(cfg, info, plan)
         if args.yes:
             return True
-        answer = await anyio.to_thread.run_sync(input, "Type 'resign' to continue: ")
-        return answer.strip() == "resign"
+        return await ask_count(total)
 
-    outcome = anyio.run(lambda: run_job(cfg, confirm=confirm))
+    async def watch(stats: RunStats, limiter: Callable[[], LimiterStats]) -> None:
+        await show_progress(stats, limiter, total=total)
+
+    outcome = anyio.run(
+        lambda: run_job(
+            cfg, confirm=confirm, events=records.events, watch=None if args.no_progress else watch
+        )
+    )
     if outcome is None:
         print("bulkresign: not confirmed; nothing was sent", file=sys.stderr)
         return ExitCode.USAGE
-    return _finish(cfg, outcome)
+    return finish(cfg, args, outcome, records)
 
 
-def _print_header(cfg: JobConfig, info: JobInfo) -> None:
-    verb = "resuming" if info.resuming else "starting"
-    print(
-        f"bulkresign: {verb} — host {cfg.host}, userpool {info.userpool_id}, "
-        f"endpoint {cfg.endpoint}, id type {cfg.spec.id_type}, state {info.state}",
-        file=sys.stderr,
-    )
-
-
-def _finish(cfg: JobConfig, outcome: JobOutcome) -> int:
+def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, records: Records) -> int:
+    """Close the records, print the summary and the resume command, pick the exit code."""
     s = outcome.stats
-    print(
-        f"bulkresign: resigned {s.resigned + s.resigned_by_readback}, not found {s.not_found}, "
-        f"failed {s.failed}, requests {s.requests}, retries {s.retries}, "
-        f"throttled {s.throttled}, in doubt {s.in_doubt}, read-backs {s.readbacks}",
-        file=sys.stderr,
-    )
+    ingest = read_ingest_stats(cfg.state)
+    rejected = int(ingest.get("rejected", 0)) if ingest else 0
+    records.close(outcome)
+    print_summary(outcome, ingest, [cfg.state, records.log, records.journal])
     if not outcome.result.finished:
         argv = sys.argv[1:]
         if "--state" not in argv:
@@ -170,6 +217,9 @@ def _finish(cfg: JobConfig, outcome: JobOutcome) -> int:
             file=sys.stderr,
         )
         return ExitCode.STOPPED
-    if s.not_found or s.failed:
+    if args.report is not None:
+        write_report(cfg.state, args.report)
+        print(f"bulkresign: report written to {args.report}", file=sys.stderr)
+    if s.not_found or s.failed or rejected:
         return ExitCode.PROBLEMS
     return ExitCode.OK

@@ -1,0 +1,101 @@
+"""Before the irreversible call: preview the plan, check the guards, ask for the typed count."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+
+from bulkresign.batching import Ingest
+from bulkresign.errors import ConfigError
+from bulkresign.inputspec import Format, InputSpec
+from bulkresign.job import JobConfig, JobInfo
+from bulkresign.tally import IngestStats, LineKind
+
+__all__ = ["Plan", "ask_count", "load_exclude", "preview", "show_plan"]
+
+#: Sample IDs shown before the prompt.
+SAMPLES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The front half's counts over the whole input, and a few sample IDs."""
+
+    stats: IngestStats
+    samples: tuple[str, ...]
+
+
+def load_exclude(path: Path, spec: InputSpec) -> frozenset[str]:
+    """Protected IDs: one per line, the run's ID type; any bad line refuses the whole list."""
+    exclude = InputSpec(
+        str(path), spec.id_type, Format.LINES, case_sensitive_email=spec.case_sensitive_email
+    )
+    values: set[str] = set()
+    for row in Ingest(exclude).rows():
+        if row.kind is LineKind.REJECTED:
+            raise ConfigError(f"{path}:{row.line}: not a valid {spec.id_type} ({row.reason})")
+        if row.id is not None:
+            values.add(row.id)
+    return frozenset(values)
+
+
+def preview(cfg: JobConfig, args: argparse.Namespace) -> Plan | None:
+    """Read the whole input once when a prompt or a guard needs its counts; check the guards."""
+    if args.yes and args.plan_sha256 is None and args.max_users is None:
+        return None  # scripted run without guards: stream at once, the first request in < 1 s
+    if cfg.spec.path == "-":
+        raise ConfigError("stdin cannot be previewed: save it to a file, or pass --yes alone")
+    stats = Ingest(cfg.spec, exclude=cfg.exclude).drain()
+    first = next(Ingest(cfg.spec, exclude=cfg.exclude).batches(), None)
+    plan = Plan(stats, () if first is None else first.ids[:SAMPLES])
+    if args.plan_sha256 is not None and args.plan_sha256.lower() != stats.sha256:
+        raise ConfigError(
+            f"{cfg.spec.path}: its IDs hash to {stats.sha256}, not the reviewed "
+            f"{args.plan_sha256}; the input changed since `bulkresign plan`"
+        )
+    if args.max_users is not None and stats.accepted > args.max_users:
+        raise ConfigError(
+            f"{cfg.spec.path}: {stats.accepted:,} IDs would be resigned, more than "
+            f"--max-users {args.max_users:,}"
+        )
+    return plan
+
+
+def show_plan(cfg: JobConfig, info: JobInfo, plan: Plan | None) -> None:
+    """Print what is about to happen, to stderr."""
+    verb = "Resuming" if info.resuming else "About to resign"
+    lines = [
+        f"{verb} GenAuth accounts — this cannot be undone.",
+        f"  host       {cfg.host}",
+        f"  userpool   {info.userpool_id}",
+        f"  endpoint   {cfg.endpoint.resign_path}",
+        f"  id type    {cfg.spec.id_type}",
+        f"  state      {info.state}",
+    ]
+    if plan is not None:
+        s = plan.stats
+        seconds = s.batches / cfg.rate
+        lines += [
+            f"  input      {s.path} ({s.format})",
+            f"  lines      {s.lines:,}: accepted {s.accepted:,}, duplicates {s.duplicates:,}, "
+            f"rejected {s.rejected:,}, skipped {s.skipped:,}, excluded {s.excluded:,}",
+            f"  batches    {s.batches:,} at {cfg.rate:g} req/s ≈ {seconds:,.0f} s",
+            f"  sha256     {s.sha256}",
+            f"  sample     {', '.join(plan.samples)}",
+        ]
+    print("\n".join(lines), file=sys.stderr)
+
+
+async def ask_count(total: int | None) -> bool:
+    """Ask the operator to type the number of accounts; anything else declines."""
+    if total is None:
+        prompt = "Type 'resign' to continue: "
+        answer = await anyio.to_thread.run_sync(input, prompt)
+        return answer.strip() == "resign"
+    prompt = f"Type the number of accounts to resign ({total:,}) to continue: "
+    answer = await anyio.to_thread.run_sync(input, prompt)
+    return answer.strip().replace(",", "") == str(total)

@@ -1,0 +1,111 @@
+"""The run's records besides the ledger: the JSON event log and the hash-chained audit journal."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from pathlib import Path
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from bulkresign.audit import AuditJournal
+from bulkresign.events import Events
+from bulkresign.job import JobConfig, JobInfo, JobOutcome
+from bulkresign.logs import configure_logging, get_logger
+from bulkresign.telemetry import FanOut, JournalEvents, LogEvents
+
+__all__ = ["Records", "print_summary", "read_ingest_stats"]
+
+
+class Records:
+    """Opens the log and the journal once the run is confirmed; closes them with a summary."""
+
+    def __init__(self, cfg: JobConfig, args: argparse.Namespace) -> None:
+        self.cfg = cfg
+        self.log = args.log if args.log is not None else Path(f"{cfg.state}.log")
+        self.journal = args.journal if args.journal is not None else Path(f"{cfg.state}.journal")
+        self.reason: str = args.reason
+        self.log_ids: bool = args.log_ids
+        self._journal: AuditJournal | None = None
+
+    def events(self, info: JobInfo) -> Events:
+        """Start logging and journaling for the confirmed run; the dispatcher's hooks."""
+        cfg = self.cfg
+        configure_logging(
+            self.log,
+            secrets=[cfg.credentials.access_key_secret.reveal()],
+            log_ids=self.log_ids,
+            pseudonym_key=info.pseudonym_key,
+        )
+        journal = AuditJournal.open(self.journal)
+        self._journal = journal
+        journal.run_started(
+            reason=self.reason,
+            resuming=info.resuming,
+            host=cfg.host,
+            userpool_id=info.userpool_id,
+            endpoint=str(cfg.endpoint),
+            id_type=str(cfg.spec.id_type),
+            input=cfg.spec.path,
+            state=str(cfg.state),
+        )
+        get_logger().info("run_started", resuming=info.resuming, userpool_id=info.userpool_id)
+        return FanOut(LogEvents(), JournalEvents(journal))
+
+    def close(self, outcome: JobOutcome) -> None:
+        """Record how the run ended in both records."""
+        s = outcome.stats
+        fields: dict[str, object] = {
+            "finished": outcome.result.finished,
+            "stop_reason": outcome.result.stop_reason,
+            "resigned": s.resigned + s.resigned_by_readback,
+            "not_found": s.not_found,
+            "failed": s.failed,
+            "requests": s.requests,
+            "in_doubt": s.in_doubt,
+        }
+        get_logger().info("run_ended", **fields)
+        if self._journal is not None:
+            self._journal.append("run_finished", durable=True, **fields)
+            self._journal.close()
+
+
+def read_ingest_stats(state: Path) -> dict[str, object] | None:
+    """The ingest counts the ledger recorded once the input was read to its end."""
+    conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'ingest'").fetchone()
+    finally:
+        conn.close()
+    return None if row is None else dict(orjson.loads(row[0]))
+
+
+def print_summary(outcome: JobOutcome, ingest: dict[str, object] | None, files: list[Path]) -> None:
+    """The final table, to stderr, and the path of every file written."""
+    s = outcome.stats
+    table = Table(title="bulkresign summary", show_header=False)
+    if ingest is not None:
+        for key in ("lines", "accepted", "duplicates", "rejected", "skipped", "excluded"):
+            table.add_row(f"input {key}", f"{ingest.get(key, 0):,}")
+    rows = [
+        ("resigned (confirmed by the call)", s.resigned),
+        ("resigned (found so by read-back)", s.resigned_by_readback),
+        ("not found", s.not_found),
+        ("failed", s.failed),
+        ("requests", s.requests),
+        ("retries", s.retries),
+        ("throttled", s.throttled),
+        ("in doubt (read back)", s.in_doubt),
+        ("read-backs", s.readbacks),
+    ]
+    for name, value in rows:
+        table.add_row(name, f"{value:,}")
+    table.add_row("elapsed", f"{s.elapsed:,.1f} s")
+    table.add_row("status", "finished" if outcome.result.finished else "stopped, resumable")
+    console = Console(file=sys.stderr)
+    console.print(table)
+    for path in files:
+        console.print(f"  {path}")

@@ -1,0 +1,168 @@
+"""Implementations of the dispatcher's hooks: the event log, the audit journal, and a fan-out.
+
+The log gets one structured event per attempt (personal IDs pseudonymized by
+:mod:`bulkresign.logs`); the audit journal gets the same facts with the IDs as given, hash-chained
+(:mod:`bulkresign.audit`). Both are cheap synchronous appends, as :class:`~bulkresign.events.Events`
+requires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bulkresign.audit import AuditJournal
+from bulkresign.errors import ApiError
+from bulkresign.events import Events
+from bulkresign.logs import get_logger
+from bulkresign.models import BatchState
+
+__all__ = ["FanOut", "JournalEvents", "LogEvents"]
+
+
+def _error_fields(error: ApiError | None) -> dict[str, object]:
+    if error is None:
+        return {}
+    return {
+        "status_code": error.status_code,
+        "api_code": error.api_code,
+        "message": error.message,
+        "error": type(error).__name__,
+    }
+
+
+class LogEvents:
+    """One JSON event per attempt, read-back, closed batch and stop."""
+
+    def __init__(self) -> None:
+        self._log = get_logger()
+
+    def attempt_started(self, seq: int, attempt: int, kind: str, ids: Sequence[str]) -> None:
+        """Log ``attempt_started``."""
+        self._log.debug("attempt_started", batch=seq, attempt=attempt, kind=kind, ids=list(ids))
+
+    def attempt_finished(
+        self,
+        seq: int,
+        attempt: int,
+        kind: str,
+        ids: Sequence[str],
+        outcome: str,
+        latency: float,
+        error: ApiError | None,
+        request_id: str | None,
+    ) -> None:
+        """Log ``attempt_finished`` with its outcome, latency and requestId."""
+        fields: dict[str, Any] = {
+            "batch": seq,
+            "attempt": attempt,
+            "call": kind,
+            "size": len(ids),
+            "outcome": outcome,
+            "latency_ms": round(latency * 1000, 1),
+            "request_id": request_id,
+            **_error_fields(error),
+        }
+        self._log.info("attempt_finished", **fields)
+
+    def read_back(self, seq: int, ids: Sequence[str], why: str) -> None:
+        """Log ``read_back``."""
+        self._log.info("read_back", batch=seq, size=len(ids), why=why, ids=list(ids))
+
+    def batch_closed(self, seq: int, state: BatchState) -> None:
+        """Log ``batch_closed``."""
+        self._log.debug("batch_closed", batch=seq, state=str(state))
+
+    def stopping(self, reason: str) -> None:
+        """Log ``stopping`` as a warning."""
+        self._log.warning("stopping", reason=reason)
+
+
+@dataclass(eq=False)
+class JournalEvents:
+    """The audit journal's entries for a run's attempts and outcomes."""
+
+    journal: AuditJournal
+
+    def attempt_started(self, seq: int, attempt: int, kind: str, ids: Sequence[str]) -> None:
+        """Append ``batch_sent``."""
+        self.journal.append("batch_sent", batch=seq, attempt=attempt, call=kind, ids=list(ids))
+
+    def attempt_finished(
+        self,
+        seq: int,
+        attempt: int,
+        kind: str,
+        ids: Sequence[str],
+        outcome: str,
+        latency: float,
+        error: ApiError | None,
+        request_id: str | None,
+    ) -> None:
+        """Append ``batch_outcome``."""
+        fields: dict[str, Any] = {
+            "batch": seq,
+            "attempt": attempt,
+            "call": kind,
+            "ids": list(ids),
+            "outcome": outcome,
+            "latency_ms": round(latency * 1000, 1),
+            "request_id": request_id,
+            **_error_fields(error),
+        }
+        self.journal.append("batch_outcome", **fields)
+
+    def read_back(self, seq: int, ids: Sequence[str], why: str) -> None:
+        """Append ``read_back``."""
+        self.journal.append("read_back", batch=seq, ids=list(ids), why=why)
+
+    def batch_closed(self, seq: int, state: BatchState) -> None:
+        """Append ``batch_closed``."""
+        self.journal.append("batch_closed", batch=seq, state=str(state))
+
+    def stopping(self, reason: str) -> None:
+        """Append ``run_stopped`` durably."""
+        self.journal.append("run_stopped", durable=True, reason=reason)
+
+
+class FanOut:
+    """Calls every hook of several :class:`Events` in turn."""
+
+    def __init__(self, *targets: Events) -> None:
+        self._targets = targets
+
+    def attempt_started(self, seq: int, attempt: int, kind: str, ids: Sequence[str]) -> None:
+        """Forward to every target."""
+        for t in self._targets:
+            t.attempt_started(seq, attempt, kind, ids)
+
+    def attempt_finished(
+        self,
+        seq: int,
+        attempt: int,
+        kind: str,
+        ids: Sequence[str],
+        outcome: str,
+        latency: float,
+        error: ApiError | None,
+        request_id: str | None,
+    ) -> None:
+        """Forward to every target."""
+        for t in self._targets:
+            t.attempt_finished(seq, attempt, kind, ids, outcome, latency, error, request_id)
+
+    def read_back(self, seq: int, ids: Sequence[str], why: str) -> None:
+        """Forward to every target."""
+        for t in self._targets:
+            t.read_back(seq, ids, why)
+
+    def batch_closed(self, seq: int, state: BatchState) -> None:
+        """Forward to every target."""
+        for t in self._targets:
+            t.batch_closed(seq, state)
+
+    def stopping(self, reason: str) -> None:
+        """Forward to every target."""
+        for t in self._targets:
+            t.stopping(reason)

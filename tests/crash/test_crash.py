@@ -1,0 +1,89 @@
+"""SIGKILL at random moments and at every named crash point: still exactly once."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from bulkresign.crashpoints import POINTS
+from bulkresign.emulator import Emulator, EmulatorConfig, RunningServer, serve_in_thread
+from bulkresign.ledger import Ledger
+from bulkresign.models import BatchState, LineOutcome
+from tests.crash.conftest import Runner, assert_exactly_once, faulty_emulator, write_workload
+
+pytestmark = pytest.mark.crash
+
+
+@pytest.mark.timeout(240)
+def test_random_sigkills_with_every_fault_on(tmp_path: Path) -> None:
+    """10k IDs, every fault, killed 6 times at random: each known ID resigned exactly once."""
+    workload = write_workload(
+        tmp_path / "ids.txt", 10_000, unknown=40, duplicates=1_000, junk=25, seed=7
+    )
+    emu = faulty_emulator(10_000)
+    rng = random.Random(11)
+    with serve_in_thread(emu) as server:
+        runner = Runner(server, workload, tmp_path / "run.state")
+        code: int | None = None
+        for _ in range(6):
+            code = runner.kill_after(rng.uniform(0.4, 1.6))
+            if code is not None:
+                break
+        for _ in range(10):
+            if code in (0, 1):
+                break
+            code = runner.run()
+        assert code == 1, "finished, with rejected junk lines and unknown IDs"
+        assert_exactly_once(server, workload)
+    ledger = Ledger.open(tmp_path / "run.state")
+    assert not ledger.open_batches()
+    not_found = {
+        i for r in ledger.iter_batches() for i, o in r.outcomes.items()
+        if o.outcome is LineOutcome.NOT_FOUND
+    }  # fmt: skip
+    assert not_found == set(workload.unknown)
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.timeout(90)
+def test_each_named_crash_point_recovers(
+    tmp_path: Path, emulator_server: RunningServer, point: str
+) -> None:
+    """Killed at a named point in the protocol, the next run finishes without a double resign."""
+    workload = write_workload(tmp_path / "ids.txt", 2_000, seed=3)
+    runner = Runner(emulator_server, workload, tmp_path / "run.state")
+    assert runner.run(crash_at=f"{point}:7") == -9
+    assert runner.run() == 0
+    assert_exactly_once(emulator_server, workload)
+
+
+@pytest.mark.timeout(90)
+def test_intent_is_committed_before_each_request_arrives(tmp_path: Path) -> None:
+    """For every resign request the emulator receives, the ledger already lists it as SENDING."""
+    workload = write_workload(tmp_path / "ids.txt", 1_000, seed=5)
+    state = tmp_path / "run.state"
+    misses: list[list[str]] = []
+
+    async def check(path: str, user_ids: list[str], request: web.Request) -> None:
+        conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+        try:
+            rows = conn.execute(
+                "SELECT a.ids FROM attempts a JOIN batches b USING (seq) "
+                "WHERE a.finished IS NULL AND b.state = ?",
+                (BatchState.SENDING.value,),
+            ).fetchall()
+        finally:
+            conn.close()
+        if "\n".join(user_ids) not in {r[0] for r in rows}:
+            misses.append(user_ids)
+
+    emu = Emulator(EmulatorConfig(rate_limit=None), on_resign=check)
+    emu.generate(1_000)
+    with serve_in_thread(emu) as server:
+        assert Runner(server, workload, state, rate=500).run() == 0
+        assert_exactly_once(server, workload)
+    assert not misses
