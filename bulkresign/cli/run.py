@@ -23,7 +23,6 @@ from bulkresign.job import JobConfig, JobInfo, JobOutcome, run_job
 from bulkresign.limiter import LimiterStats
 from bulkresign.models import Endpoint
 from bulkresign.progress import show_progress
-from bulkresign.report import write_report
 from bulkresign.retry import ErrorBudget
 from bulkresign.stats import RunStats
 
@@ -218,6 +217,8 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
         )
         return ExitCode.STOPPED
     if args.report is not None:
+        from bulkresign.report import write_report
+
         write_report(cfg.state, args.report)
         print(f"bulkresign: report written to {args.report}", file=sys.stderr)
     if s.not_found or s.failed or rejected:

@@ -50,7 +50,7 @@ def write_workload(
     return Workload(path, frozenset(known_ids), frozenset(unknown_ids))
 
 
-def faulty_emulator(known: int, *, seed: int = 1, rate_limit: float = 1500.0) -> Emulator:
+def faulty_emulator(known: int, *, seed: int = 1, rate_limit: float = 600.0) -> Emulator:
     """Every fault on: 5xx before/after applying, resets and stalls after applying, 429s."""
     emu = Emulator(
         EmulatorConfig(
@@ -58,10 +58,10 @@ def faulty_emulator(known: int, *, seed: int = 1, rate_limit: float = 1500.0) ->
             token_ttl=3.0,
             seed=seed,
             faults=Faults(
-                error_before=0.03,
-                error_after=0.03,
-                reset_after=0.03,
-                stall_after=0.02,
+                error_before=0.02,
+                error_after=0.02,
+                reset_after=0.02,
+                stall_after=0.01,
                 stall_seconds=1.5,
             ),
         )
@@ -77,7 +77,7 @@ class Runner:
     server: RunningServer
     workload: Workload
     state: Path
-    rate: float = 2000.0
+    rate: float = 800.0
 
     def argv(self) -> list[str]:
         return [

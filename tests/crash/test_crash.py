@@ -54,10 +54,11 @@ def test_each_named_crash_point_recovers(
     tmp_path: Path, emulator_server: RunningServer, point: str
 ) -> None:
     """Killed at a named point in the protocol, the next run finishes without a double resign."""
-    workload = write_workload(tmp_path / "ids.txt", 2_000, seed=3)
+    workload = write_workload(tmp_path / "ids.txt", 2_000, unknown=20, seed=3)
     runner = Runner(emulator_server, workload, tmp_path / "run.state")
-    assert runner.run(crash_at=f"{point}:7") == -9
-    assert runner.run() == 0
+    hits = 2 if point == "after_batch_insert" else 7  # one insert per 16 batches
+    assert runner.run(crash_at=f"{point}:{hits}") == -9
+    assert runner.run() == 1, "finished; the unknown IDs are reported not found"
     assert_exactly_once(emulator_server, workload)
 
 

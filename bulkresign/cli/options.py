@@ -1,0 +1,69 @@
+"""The input options ``plan`` and ``run`` share: which file, which format, which ID type."""
+
+from __future__ import annotations
+
+import argparse
+
+from bulkresign.inputspec import Format, InputSpec
+from bulkresign.models import MAX_BATCH, IdType
+
+__all__ = ["add_input_options", "input_spec_from_args"]
+
+
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    """Add INPUT and the format and validation options."""
+    p.add_argument("input", metavar="INPUT", help="file of IDs (plain, CSV/TSV, JSONL, .gz), or -")
+    p.add_argument(
+        "--id-type",
+        choices=[t.value for t in IdType],
+        default=IdType.USER_ID.value,
+        help="what the IDs name (default user_id)",
+    )
+    g = p.add_argument_group("input format")
+    g.add_argument(
+        "--format",
+        choices=[f.value for f in Format],
+        default=Format.AUTO.value,
+        help="auto (default) picks by extension and content, and says what it picked",
+    )
+    g.add_argument(
+        "--column", help="CSV/TSV column holding the ID: a header name or a 1-based index"
+    )
+    g.add_argument("--delimiter", help="CSV/TSV field separator (default , or tab)")
+    g.add_argument("--no-header", action="store_true", help="the CSV/TSV has no header row")
+    g.add_argument("--field", help="JSONL key holding the ID")
+    g.add_argument(
+        "--case-sensitive-email",
+        action="store_true",
+        help="keep the case of emails (default: lowercase them, as GenAuth matches)",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=int,
+        default=MAX_BATCH,
+        help=f"IDs per call, 1..{MAX_BATCH} (default {MAX_BATCH})",
+    )
+    g.add_argument(
+        "--max-line-bytes",
+        type=int,
+        help="longest accepted line (default 1 KiB; 64 KiB per CSV/JSONL record)",
+    )
+
+
+def input_spec_from_args(args: argparse.Namespace) -> InputSpec:
+    """The :class:`InputSpec` the options describe (``ConfigError`` when they contradict)."""
+    column: str | int | None = args.column
+    if isinstance(column, str) and column.isdigit():
+        column = int(column)
+    return InputSpec(
+        path=args.input,
+        id_type=IdType(args.id_type),
+        format=Format(args.format),
+        column=column,
+        delimiter="\t" if args.delimiter == "\\t" else args.delimiter,
+        header=not args.no_header,
+        field=args.field,
+        case_sensitive_email=args.case_sensitive_email,
+        batch_size=args.batch_size,
+        max_line_bytes=args.max_line_bytes,
+    )
