@@ -27,12 +27,16 @@ def test_random_sigkills_with_every_fault_on(tmp_path: Path) -> None:
     emu = faulty_emulator(10_000)
     rng = random.Random(11)
     with serve_in_thread(emu) as server:
-        runner = Runner(server, workload, tmp_path / "run.state")
+        runner = Runner(server, workload, tmp_path / "run.state", rate=150)
         code: int | None = None
+        kills = 0
         for _ in range(6):
-            code = runner.kill_after(rng.uniform(0.4, 1.6))
+            code = runner.kill_after(rng.uniform(0.8, 1.4))
             if code is not None:
                 break
+            kills += 1
+        assert kills >= 3, "the kills must land while batches are in flight"
+        runner.rate = 800
         for _ in range(10):
             if code in (0, 1):
                 break
