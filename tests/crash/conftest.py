@@ -78,13 +78,15 @@ class Runner:
     workload: Workload
     state: Path
     rate: float = 800.0
+    timeout: float = 0.5
+    grace: float = 2.0
 
     def argv(self) -> list[str]:
         return [
             sys.executable, "-m", "bulkresign", "run", str(self.workload.path),
             "--yes", "--state", str(self.state), "--host", self.server.url,
-            "--rate", str(self.rate), "--concurrency", "16", "--timeout", "0.5",
-            "--reconcile-delay", "0.05", "--grace", "2",
+            "--rate", str(self.rate), "--concurrency", "16", "--timeout", str(self.timeout),
+            "--reconcile-delay", "0.05", "--grace", str(self.grace),
         ]  # fmt: skip
 
     def env(self, crash_at: str | None = None) -> dict[str, str]:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import random
+import shlex
+import signal
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -92,3 +96,59 @@ def test_intent_is_committed_before_each_request_arrives(tmp_path: Path) -> None
         assert Runner(server, workload, state, rate=500).run() == 0
         assert_exactly_once(server, workload)
     assert not misses
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.timeout(90)
+def test_a_signal_stops_resumably_and_prints_the_resume_command(
+    tmp_path: Path, emulator_server: RunningServer, signum: signal.Signals
+) -> None:
+    """SIGINT/SIGTERM: exit 3 with the exact resume command; running it finishes the job."""
+    workload = write_workload(tmp_path / "ids.txt", 2_000, seed=9)
+    runner = Runner(emulator_server, workload, tmp_path / "run.state", rate=15)
+    proc = subprocess.Popen(
+        runner.argv(), env=runner.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(1.5)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err
+    resume = next(line for line in err.splitlines() if "resume with: bulkresign " in line)
+    argv = shlex.split(resume.split("resume with: bulkresign ", 1)[1])
+    assert argv[:2] == ["run", str(workload.path)] and "--state" in argv
+    done = emulator_server.oracle(summary=True)["resigned_total"]
+    assert 0 < done < 2_000  # type: ignore[operator]
+    runner.rate = 2000
+    assert runner.run() == 0
+    assert_exactly_once(emulator_server, workload)
+
+
+@pytest.mark.timeout(90)
+def test_a_second_signal_stops_at_once_and_the_next_run_reads_back(
+    tmp_path: Path, emulator_server: RunningServer
+) -> None:
+    """Two signals: the run exits without waiting; the next one reconciles and finishes."""
+    workload = write_workload(tmp_path / "ids.txt", 2_000, seed=10)
+    state = tmp_path / "run.state"
+    runner = Runner(emulator_server, workload, state, rate=15, timeout=20, grace=30)
+    proc = subprocess.Popen(
+        runner.argv(), env=runner.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    time.sleep(1.2)
+    emulator_server.call(lambda: emulator_server.emulator.reconfigure(latency_ms=4000.0))
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    second = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    assert time.monotonic() - second < 2.0, "did not wait for the 4-s responses nor the grace"
+    assert proc.returncode == 3, err
+    ledger = Ledger.open(state)
+    assert any(r.state is BatchState.SENDING for r in ledger.open_batches())
+    ledger.close()
+    emulator_server.call(lambda: emulator_server.emulator.reconfigure(latency_ms=0.0))
+    runner.rate, runner.timeout = 2000, 0.5
+    assert runner.run() == 0
+    assert_exactly_once(emulator_server, workload)
