@@ -154,11 +154,13 @@ class _Job:
     async def _send(self, ids: tuple[str, ...]) -> ApiError | None:
         """One resign request under the ledger protocol; ``None`` on success."""
         d = self.d
-        sent_at = await d.limiter.acquire()
+        # Intent first, then the slot: the request leaves right when its slot is granted, so the
+        # server sees the limiter's spacing (a commit between the two would clump sends).
         attempt = await d.checkpoint.write(lambda led: led.begin_attempt(self.seq, ids))
         if attempt == 1:
             d.retry_budget.record_first_attempt()
         crash_point("after_intent_commit")
+        sent_at = await d.limiter.acquire()
         d.events.attempt_started(self.seq, attempt, "resign", ids)
         started = anyio.current_time()
         d.stats.requests += 1

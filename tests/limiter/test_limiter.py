@@ -30,12 +30,12 @@ def interval(rate: float) -> int:
 class TestSpacing:
     async def test_first_slot_is_immediate(self, clock: FakeClock) -> None:
         """A limiter that has handed out nothing grants the first slot at once."""
-        limiter = RateLimiter(10, clock=clock)
+        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
         assert await limiter.acquire() == 0.0
 
     async def test_slots_are_exactly_one_interval_apart(self, clock: FakeClock) -> None:
         """Back-to-back acquires are granted exactly 1/rate apart."""
-        limiter = RateLimiter(100, clock=clock)
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0)
         async with clock.autojump():
             grants = [ns(await limiter.acquire()) for _ in range(50)]
         assert grants == [k * 10_000_000 for k in range(50)]
@@ -44,7 +44,7 @@ class TestSpacing:
         self, clock: FakeClock, window_count: Callable[[Sequence[int]], int]
     ) -> None:
         """At a rate whose interval is not whole nanoseconds, no window holds one slot too many."""
-        limiter = RateLimiter(3, clock=clock)
+        limiter = RateLimiter(3, clock=clock, window_margin=0.0)
         async with clock.autojump():
             grants = [ns(await limiter.acquire()) for _ in range(30)]
         assert grants[1] == 333_333_334
@@ -59,7 +59,7 @@ class TestSpacing:
         seconds: int,
     ) -> None:
         """500 acquirers in a loop get every slot: none above the rate, none lost (goodput 100%)."""
-        limiter = RateLimiter(rate, clock=clock)
+        limiter = RateLimiter(rate, clock=clock, window_margin=0.0)
         grants: list[int] = []
 
         async def acquirer() -> None:
@@ -77,7 +77,7 @@ class TestSpacing:
 class TestIdle:
     async def test_no_burst_after_idle(self, clock: FakeClock, queue_up: QueueUp) -> None:
         """After a long idle spell, a crowd of acquirers still gets one slot per interval."""
-        limiter = RateLimiter(10, clock=clock)
+        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
         await limiter.acquire()
         await clock.advance(60.0)
         async with anyio.create_task_group() as tg:
@@ -87,7 +87,7 @@ class TestIdle:
 
     async def test_slow_demand_earns_no_credit(self, clock: FakeClock, queue_up: QueueUp) -> None:
         """Acquires spaced wider than the interval are granted on arrival and bank nothing."""
-        limiter = RateLimiter(10, clock=clock)
+        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
         for k in range(5):
             await clock.advance_to(k * 0.25)
             assert await limiter.acquire() == k * 0.25
@@ -102,7 +102,7 @@ class TestFairness:
         self, clock: FakeClock, queue_up: QueueUp
     ) -> None:
         """Slots go to waiters first come, first served."""
-        limiter = RateLimiter(100, clock=clock)
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0)
         async with anyio.create_task_group() as tg:
             grants = await queue_up(tg, limiter, 50)
             await clock.advance(1.0)
@@ -113,7 +113,7 @@ class TestFairness:
         self, clock: FakeClock, queue_up: QueueUp
     ) -> None:
         """A slot that comes due while others wait goes to the queue's head, not to a newcomer."""
-        limiter = RateLimiter(10, clock=clock)
+        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
         async with anyio.create_task_group() as tg:
             grants = await queue_up(tg, limiter, 3)
             await clock.advance(0.1)
@@ -128,7 +128,7 @@ class TestPause:
         self, clock: FakeClock, queue_up: QueueUp
     ) -> None:
         """Retry-After holds back the sleeping head and everyone behind it until the deadline."""
-        limiter = RateLimiter(100, clock=clock)
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0)
         await limiter.acquire()
         async with anyio.create_task_group() as tg:
             grants = await queue_up(tg, limiter, 10)
@@ -140,26 +140,26 @@ class TestPause:
 
     async def test_newcomer_waits_out_the_pause(self, clock: FakeClock) -> None:
         """An acquire during a pause, with nobody queued, waits for the pause to end."""
-        limiter = RateLimiter(100, clock=clock)
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0)
         limiter.on_throttled(1.5)
         async with clock.autojump():
             assert await limiter.acquire() == 1.5
 
     async def test_shorter_retry_after_does_not_shorten_the_pause(self, clock: FakeClock) -> None:
         """A later, shorter Retry-After leaves the longer pause in force."""
-        limiter = RateLimiter(100, clock=clock)
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0)
         limiter.on_throttled(5.0)
         assert limiter.on_throttled(1.0) == 5.0
         assert limiter.paused_until == 5.0
 
     async def test_retry_after_is_capped(self, clock: FakeClock) -> None:
         """A huge Retry-After pauses for at most max_pause."""
-        limiter = RateLimiter(100, clock=clock, max_pause=30.0)
+        limiter = RateLimiter(100, clock=clock, max_pause=30.0, window_margin=0.0)
         assert limiter.on_throttled(86_400.0) == 30.0
 
     async def test_computed_pause_doubles_per_congestion_event(self, clock: FakeClock) -> None:
         """Without Retry-After, each event since the last success pauses twice as long."""
-        limiter = RateLimiter(100, clock=clock, pause_base=0.1, cooldown=0.5)
+        limiter = RateLimiter(100, clock=clock, pause_base=0.1, cooldown=0.5, window_margin=0.0)
         pauses = []
         for _ in range(3):
             pauses.append(limiter.on_throttled(None))
@@ -168,7 +168,7 @@ class TestPause:
 
     async def test_in_flight_throttles_do_not_extend_the_pause(self, clock: FakeClock) -> None:
         """429s arriving within the cooldown of a cut neither cut again nor pause longer."""
-        limiter = RateLimiter(100, clock=clock, pause_base=0.1, cooldown=0.5)
+        limiter = RateLimiter(100, clock=clock, pause_base=0.1, cooldown=0.5, window_margin=0.0)
         limiter.on_throttled(None)
         await clock.advance(0.05)
         assert limiter.on_throttled(None) == pytest.approx(0.05)
@@ -176,7 +176,7 @@ class TestPause:
 
     async def test_pause_ends_by_itself(self, clock: FakeClock) -> None:
         """Once the deadline passes, the limiter reports no pause."""
-        limiter = RateLimiter(100, clock=clock)
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0)
         limiter.on_throttled(1.0)
         await clock.advance(1.0)
         assert limiter.paused_until is None
@@ -184,7 +184,7 @@ class TestPause:
 
     async def test_stats_count_throttling_and_paused_time(self, clock: FakeClock) -> None:
         """Stats report the rate, the pause in force, and what throttling has cost so far."""
-        limiter = RateLimiter(100, clock=clock, cooldown=0.5)
+        limiter = RateLimiter(100, clock=clock, cooldown=0.5, window_margin=0.0)
         limiter.on_throttled(2.0)
         await clock.advance(0.1)
         limiter.on_throttled(None)
@@ -208,7 +208,7 @@ class TestCancellation:
         self, clock: FakeClock, queue_up: QueueUp
     ) -> None:
         """Cancelling the sleeping head hands its slot to the next waiter: no gap, no double."""
-        limiter = RateLimiter(10, clock=clock)
+        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
         await limiter.acquire()
         async with anyio.create_task_group() as tg:
             head = anyio.CancelScope()
@@ -228,7 +228,7 @@ class TestCancellation:
 
     async def test_cancelled_middle_waiter_leaves_no_gap(self, clock: FakeClock) -> None:
         """Cancelling a waiter mid-queue keeps the others in order and evenly spaced."""
-        limiter = RateLimiter(10, clock=clock)
+        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
         scopes = [anyio.CancelScope() for _ in range(5)]
         grants: list[tuple[int, float]] = []
 
@@ -249,7 +249,7 @@ class TestCancellation:
         self, clock: FakeClock, window_count: Callable[[Sequence[int]], int]
     ) -> None:
         """Cancelling every third of 300 waiters mid-run loses and duplicates no slot."""
-        limiter = RateLimiter(100, clock=clock)
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0)
         scopes = [anyio.CancelScope() for _ in range(300)]
         grants: list[int] = []
 
@@ -275,3 +275,15 @@ class TestConfiguration:
         """A zero, negative or infinite rate is a configuration error naming --rate."""
         with pytest.raises(ConfigError, match="--rate"):
             RateLimiter(rate)
+
+
+class TestWindowMargin:
+    async def test_the_margin_delays_the_slot_that_would_fill_a_second(
+        self, clock: FakeClock
+    ) -> None:
+        """With a margin, slot rate+1 waits until one second plus the margin after the first."""
+        limiter = RateLimiter(10, clock=clock, window_margin=0.005)
+        async with clock.autojump():
+            granted = [await limiter.acquire() for _ in range(11)]
+        assert granted[10] - granted[0] == pytest.approx(1.005)
+        assert granted[9] - granted[0] == pytest.approx(0.9, abs=1e-6)

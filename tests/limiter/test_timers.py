@@ -50,7 +50,7 @@ class TestLateTimers:
         lateness: float,
     ) -> None:
         """Timers that fire up to a few intervals late still deliver 99 % of the rate, no more."""
-        limiter = RateLimiter(rate, clock=LateClock(clock, lateness))
+        limiter = RateLimiter(rate, clock=LateClock(clock, lateness), window_margin=0.0)
         grants: list[int] = []
 
         async def acquirer() -> None:
@@ -67,7 +67,7 @@ class TestLateTimers:
         self, clock: FakeClock, queue_up: QueueUp, window_count: Callable[[Sequence[int]], int]
     ) -> None:
         """One slot granted late, then on-time ones: the sliding log still caps the window."""
-        limiter = RateLimiter(10, clock=LateClock(clock, [0.09]))
+        limiter = RateLimiter(10, clock=LateClock(clock, [0.09]), window_margin=0.0)
         async with anyio.create_task_group() as tg:
             grants = await queue_up(tg, limiter, 30)
             await clock.advance(5.0)
