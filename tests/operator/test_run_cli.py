@@ -1,0 +1,123 @@
+"""`bulkresign run` from the operator's side: confirm, guard, record, and keep secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+from pathlib import Path
+
+import pytest
+
+from bulkresign.cli import main
+from bulkresign.emulator import DEMO_ACCESS_KEY_SECRET, RunningServer, synthetic_user_id
+
+
+class FakeTTY(io.StringIO):
+    """Standard input that claims to be a terminal and answers the prompt."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def resigned(server: RunningServer) -> int:
+    return int(server.oracle(summary=True)["resigned_total"])  # type: ignore[call-overload]
+
+
+def run(path: Path, *extra: str) -> list[str]:
+    return ["run", str(path), "--no-progress", "--rate", "1000", *extra]
+
+
+class TestConfirmation:
+    def test_without_a_terminal_or_yes_it_refuses_and_sends_nothing(
+        self, server: RunningServer, ids_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """No TTY and no --yes: exit 2, one line, and the emulator saw no call at all."""
+        assert main(run(ids_file)) == 2
+        err = capsys.readouterr().err
+        assert "--yes" in err and len(err.strip().splitlines()) == 1
+        assert server.oracle(summary=True)["requests"] == {}
+
+    def test_typing_the_count_confirms(
+        self, server: RunningServer, ids_file: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The operator types the number of accounts (302) and the run goes ahead."""
+        monkeypatch.setattr("sys.stdin", FakeTTY("302\n"))
+        assert main(run(ids_file)) == 1  # finished; junk line and two unknown IDs reported
+        assert resigned(server) == 300
+
+    def test_any_other_answer_declines(
+        self, server: RunningServer, ids_file: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A wrong count declines: exit 2 and no resign call."""
+        monkeypatch.setattr("sys.stdin", FakeTTY("yes\n"))
+        assert main(run(ids_file)) == 2
+        assert resigned(server) == 0
+
+
+class TestGuards:
+    def test_a_changed_plan_hash_is_refused(
+        self, server: RunningServer, ids_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--plan-sha256 that does not match the input's ID set: exit 2, nothing sent."""
+        assert main(run(ids_file, "--yes", "--plan-sha256", "0" * 64)) == 2
+        assert "changed since" in capsys.readouterr().err
+        assert resigned(server) == 0
+
+    def test_the_reviewed_plan_hash_is_accepted(
+        self, server: RunningServer, ids_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The SHA-256 printed by `plan --json` lets the scripted run through."""
+        assert main(["plan", str(ids_file), "--json"]) == 1  # 1: a junk line was rejected
+        digest = json.loads(capsys.readouterr().out)["sha256"]
+        assert main(run(ids_file, "--yes", "--plan-sha256", digest)) == 1
+        assert resigned(server) == 300
+
+    def test_more_ids_than_max_users_is_refused(
+        self, server: RunningServer, ids_file: Path
+    ) -> None:
+        """--max-users below the accepted count: exit 2 before any call."""
+        assert main(run(ids_file, "--yes", "--max-users", "100")) == 2
+        assert resigned(server) == 0
+
+    def test_excluded_ids_are_never_sent(
+        self, server: RunningServer, ids_file: Path, tmp_path: Path
+    ) -> None:
+        """Protected accounts in --exclude stay untouched."""
+        protected = [synthetic_user_id(i) for i in (3, 7)]
+        exclude = tmp_path / "protected.txt"
+        exclude.write_text("\n".join(p.upper() for p in protected) + "\n")
+        assert main(run(ids_file, "--yes", "--exclude", str(exclude))) == 1
+        counts = server.oracle()["resign_counts"]
+        assert resigned(server) == 298
+        assert not set(protected) & set(counts)  # type: ignore[arg-type]
+
+    def test_a_canary_that_fails_stops_the_run(self, server: RunningServer, tmp_path: Path) -> None:
+        """--canary 2 with an unknown ID in the first batch: the run stops after two batches."""
+        path = tmp_path / "ids.txt"
+        ids = ["f" * 24] + [synthetic_user_id(i) for i in range(300)]
+        path.write_text("\n".join(ids) + "\n")
+        assert main(run(path, "--yes", "--canary", "2")) == 3
+        assert resigned(server) == 99
+
+
+class TestRecords:
+    def test_files_are_private_and_hold_no_secret(
+        self,
+        server: RunningServer,
+        ids_file: Path,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Ledger, log and journal are 0600; the secret and tokens appear nowhere."""
+        state = tmp_path / "run.state"
+        assert main(run(ids_file, "--yes", "--state", str(state), "--reason", "T-1")) == 1
+        out = capsys.readouterr()
+        files = [state, Path(f"{state}.log"), Path(f"{state}.journal")]
+        for path in files:
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+            assert DEMO_ACCESS_KEY_SECRET.encode() not in path.read_bytes(), path
+        assert DEMO_ACCESS_KEY_SECRET not in out.out + out.err
+        assert "eyJ" not in Path(f"{state}.log").read_text()
+        assert synthetic_user_id(5) not in Path(f"{state}.log").read_text()
+        assert main(["audit", "verify", f"{state}.journal"]) == 0
