@@ -11,6 +11,7 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ class JobConfig:
     exclude: frozenset[str] = frozenset()
     ca_file: Path | None = None
     signals: bool = True
+    durable: bool = True
+    """fsync every ledger commit; only the checkpoint-cost benchmark turns it off."""
     canary: int = 0
     """On a fresh start, send the first ``canary`` batches one at a time and stop unless every
     one of them succeeds outright."""
@@ -126,7 +129,9 @@ async def run_job(
             tool_version=__version__,
             pseudonym_key=secrets.token_hex(16),
         )
-        ledger = await anyio.to_thread.run_sync(Ledger.open, cfg.state, manifest)
+        ledger = await anyio.to_thread.run_sync(
+            partial(Ledger.open, cfg.state, manifest, durable=cfg.durable)
+        )
         try:
             key = await anyio.to_thread.run_sync(lambda: ledger.meta()["pseudonym_key"])
             info = JobInfo(pool, resuming, cfg.state, bytes.fromhex(key))

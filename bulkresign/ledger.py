@@ -107,10 +107,12 @@ class Ledger:
     # --- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, manifest: Manifest | None = None) -> Ledger:
+    def open(cls, path: Path, manifest: Manifest | None = None, *, durable: bool = True) -> Ledger:
         """Open ``path``: create it for ``manifest``, or check an existing one against it.
 
         With ``manifest=None`` the file must exist (read-only tools: status, report, verify).
+        ``durable=False`` turns fsync off: only the checkpoint-cost benchmark uses it, to measure
+        what durability costs; it is not reachable from the command line.
         """
         exists = path.exists()
         if not exists and manifest is None:
@@ -124,7 +126,7 @@ class Ledger:
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
             conn.execute("PRAGMA foreign_keys=ON")
             ledger = cls(conn, path)
             if exists and ledger._has_schema():
