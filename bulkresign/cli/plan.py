@@ -1,0 +1,102 @@
+"""``bulkresign plan``: read INPUT through the front half, offline, and say what `run` would do.
+
+Prints the counts — lines, accepted, duplicates, rejected (by reason, with the first line
+numbers), skipped, batches — and the SHA-256 of the ordered accepted IDs, which ``run
+--plan-sha256`` checks so that what was reviewed is what gets resigned. Exit code 0 when no line
+was rejected, 1 when some were, 2 when the input cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, cast
+
+import orjson
+
+from bulkresign.batching import Ingest
+from bulkresign.cli import ExitCode
+from bulkresign.cli.options import add_input_options, input_spec_from_args
+from bulkresign.files import open_private
+from bulkresign.tally import IngestStats, Reject
+
+__all__ = ["register", "render"]
+
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``plan`` sub-command."""
+    p = sub.add_parser(
+        "plan",
+        help="count, validate and deduplicate INPUT without sending anything",
+        description="Read INPUT as `run` would — parse, validate, deduplicate, batch — without "
+        "any network access, and print the counts and the SHA-256 of the accepted IDs.",
+    )
+    add_input_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument(
+        "--rejects",
+        type=Path,
+        metavar="FILE",
+        help="write every rejected line to FILE (CSV: line,reason,value; mode 0600)",
+    )
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run the front half over the input and print its counts."""
+    spec = input_spec_from_args(args)
+    with contextlib.ExitStack() as stack:
+        on_reject: Callable[[Reject], None] | None = None
+        if args.rejects is not None:
+            out = stack.enter_context(cast("IO[str]", open_private(args.rejects, "w")))
+            writer = csv.writer(out)
+            writer.writerow(["line", "reason", "value"])
+
+            def on_reject(reject: Reject) -> None:
+                writer.writerow([reject.line, reject.reason.value, _cell(reject.value)])
+
+        stats = Ingest(spec, on_reject=on_reject).drain()
+    if args.json:
+        print(orjson.dumps(stats.as_dict()).decode())
+    else:
+        print(render(stats, spec.batch_size))
+    return ExitCode.PROBLEMS if stats.rejected else ExitCode.OK
+
+
+def _cell(value: str) -> str:
+    """Defuse a value a spreadsheet would run as a formula by quoting it with a leading '."""
+    return f"'{value}" if value.startswith(_FORMULA_START) else value
+
+
+def render(stats: IngestStats, batch_size: int) -> str:
+    """The counts as a short aligned table."""
+    rows = [
+        f"bulkresign plan: {stats.path}",
+        f"  format      {stats.format} ({stats.format_note})",
+        f"  id type     {stats.id_type}",
+        f"  lines       {stats.lines:,}",
+        f"  accepted    {stats.accepted:,} in {stats.batches:,} batches of up to {batch_size}",
+        f"  duplicates  {stats.duplicates:,}",
+        f"  rejected    {stats.rejected:,}",
+    ]
+    width = max((len(r) for r in stats.rejected_by_reason), default=0)
+    for reason, count in sorted(stats.rejected_by_reason.items(), key=lambda kv: -kv[1]):
+        lines = stats.reject_lines.get(reason, ())
+        where = ("line " if len(lines) == 1 else "lines ") + ", ".join(map(str, lines))
+        more = ", …" if count > len(lines) else ""
+        rows.append(f"    {reason:<{width}}  {count:>9,}  {where}{more}")
+    skipped = ", ".join(f"{k} {v:,}" for k, v in sorted(stats.skipped_by_reason.items()))
+    rows.append(f"  skipped     {stats.skipped:,}" + (f" ({skipped})" if skipped else ""))
+    if stats.excluded:
+        rows.append(f"  excluded    {stats.excluded:,}")
+    rows += [
+        f"  sha256      {stats.sha256}  (accepted IDs in order, one per line)",
+        f"  input       {stats.bytes_read:,} bytes, sha256 {stats.input_sha256}",
+    ]
+    return "\n".join(rows)

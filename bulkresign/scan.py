@@ -1,0 +1,286 @@
+"""One pass over an opened input: lines → fields → normalized IDs → first occurrences, by chunks.
+
+A :class:`Chunk` covers consecutive lines and says what became of each: the IDs accepted there
+(in order, with their line numbers), and how many lines were duplicates, excluded, skipped or
+rejected. Plain ``user_id`` lines take the vectorized path of :mod:`bulkresign.fastpath`; every
+other line takes the exact per-line path of :mod:`bulkresign.formats` and
+:mod:`bulkresign.validate`. Deduplication is :class:`~bulkresign.dedup.KeyTable`, keyed by the
+ObjectId's 12 bytes or by a 128-bit BLAKE2b digest of the normalized value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+
+import numpy as np
+import numpy.typing as npt
+
+from bulkresign.dedup import KeyBatch, KeyTable
+from bulkresign.fastpath import OBJECT_ID_LEN, split_hex_block
+from bulkresign.formats import CsvParser, Item, JsonlParser, classify_plain, plain_items
+from bulkresign.inputspec import Format, InputSpec
+from bulkresign.models import IdType
+from bulkresign.readahead import read_ahead
+from bulkresign.source import InputReader, Lines, Piece
+from bulkresign.tally import LineKind, Reject
+from bulkresign.validate import (
+    Normalizer,
+    RejectReason,
+    SkipReason,
+    preview_bytes,
+    preview_text,
+)
+
+__all__ = ["CHUNK_LINES", "Chunk", "Detail", "Scanner", "id_keys"]
+
+#: Lines per chunk on the per-line path: enough to amortize one vectorized dedup call.
+CHUNK_LINES = 1 << 16
+
+U64 = npt.NDArray[np.uint64]
+#: One line for ``bulkresign report``: line, raw preview, normalized ID, kind, reason.
+Detail = tuple[int, str, str | None, LineKind, RejectReason | SkipReason | None]
+
+
+@dataclass(slots=True)
+class Chunk:
+    """What became of ``lines`` consecutive input lines."""
+
+    lines: int
+    accepted_lines: npt.NDArray[np.int64]
+    accepted: bytes
+    """The accepted IDs in order, UTF-8, each followed by ``\\n``."""
+    duplicates: int = 0
+    excluded: int = 0
+    skipped: dict[SkipReason, int] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)
+    detail: list[Detail] | None = None
+    consumed: int = 0
+    """Bytes of text read by the time this chunk was formed (for size estimates)."""
+
+
+def id_keys(id_type: IdType, ids: list[str]) -> U64:
+    """The 128-bit dedup keys of normalized IDs, as ``(len(ids), 2)`` uint64."""
+    if id_type is IdType.USER_ID:
+        raw = np.frombuffer(bytes.fromhex("".join(ids)), np.uint8).reshape(-1, 12)
+        padded = np.zeros((len(ids), 16), np.uint8)
+        padded[:, :12] = raw
+        return padded.view(np.uint64)
+    digests = b"".join(hashlib.blake2b(v.encode(), digest_size=16).digest() for v in ids)
+    return np.frombuffer(digests, np.uint64).reshape(-1, 2)
+
+
+def _preview(raw: bytes | str) -> str:
+    return preview_bytes(raw) if isinstance(raw, bytes) else preview_text(raw)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A chunk whose IDs are parsed and keyed, waiting for the dedup table."""
+
+    chunk: Chunk
+    lines: npt.NDArray[np.int64]  # the line of each candidate ID
+    ids: list[str] | npt.NDArray[np.uint8]  # their text: strings, or 24-byte rows
+    live: npt.NDArray[np.intp]  # the candidates not excluded
+    keys: KeyBatch | None
+    slots: list[int] = field(default_factory=list)  # each candidate's place in chunk.detail
+
+
+class Scanner:
+    """Classify and deduplicate the lines of an opened :class:`InputReader`.
+
+    Args:
+        spec: the input options.
+        fmt: the format picked for this input.
+        normalize: the ID type's normalizer.
+        seen: the table of IDs accepted so far.
+        exclude: IDs never to accept, or ``None``.
+        detailed: also describe every line (:attr:`Chunk.detail`); takes the per-line path.
+        fast: allow the vectorized path (tests turn it off to compare the two).
+        threaded: parse and key the next blocks in a helper thread while the table works.
+    """
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        fmt: Format,
+        normalize: Normalizer,
+        *,
+        seen: KeyTable,
+        exclude: KeyTable | None,
+        detailed: bool = False,
+        fast: bool = True,
+        threaded: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.fmt = fmt
+        self.limit = spec.line_limit(fmt)
+        self.normalize = normalize
+        self.seen = seen
+        self.exclude = exclude
+        self.detailed = detailed
+        self.fast = fast and not detailed and fmt is Format.LINES
+        self.fast = self.fast and spec.id_type is IdType.USER_ID
+        self.threaded = threaded
+        self.parser: CsvParser | JsonlParser | None = None
+
+    @property
+    def note(self) -> str:
+        """Which column or field the IDs were taken from, once known."""
+        return self.parser.note if self.parser is not None else ""
+
+    def chunks(self, reader: InputReader) -> Iterator[Chunk]:
+        """Chunks covering every line of ``reader``, in order."""
+        pending = self._pending(reader)
+        if self.threaded:
+            pending = read_ahead(pending)
+        for item in pending:
+            yield self._complete(item)
+
+    def _pending(self, reader: InputReader) -> Iterator[_Pending]:
+        pieces = reader.pieces(self.limit)
+        if self.fast:
+            for piece in pieces:
+                if isinstance(piece, Lines):
+                    pending = self._hex_pending(piece)
+                else:
+                    pending = self._items_pending(list(plain_items(iter((piece,)), self.limit)))
+                pending.chunk.consumed = reader.text_read
+                yield pending
+            return
+        items = self._items(pieces)
+        while group := list(islice(items, CHUNK_LINES)):
+            pending = self._items_pending(group)
+            pending.chunk.consumed = reader.text_read
+            yield pending
+
+    def _items(self, pieces: Iterator[Piece]) -> Iterator[Item]:
+        if self.fmt is Format.LINES:
+            return plain_items(pieces, self.limit)
+        if self.fmt is Format.JSONL:
+            self.parser = JsonlParser(self.spec, self._name, self.limit)
+        else:
+            self.parser = CsvParser(self.spec, self.fmt, self._name, self.limit)
+        return self.parser.items(pieces)
+
+    @property
+    def _name(self) -> str:
+        return "<stdin>" if self.spec.path == "-" else self.spec.path
+
+    def _field(self, item: Item, chunk: Chunk, ids: list[str], id_lines: list[int]) -> bool:
+        """Route one line: its normalized ID to ``ids`` (True), or its fate to ``chunk``."""
+        reason: RejectReason | SkipReason | None = item.reason
+        if item.text is not None:
+            value = self.normalize(item.text)
+            if not isinstance(value, RejectReason):
+                ids.append(value)
+                id_lines.append(item.line)
+                return True
+            reason = value
+        if isinstance(reason, SkipReason):
+            chunk.skipped[reason] = chunk.skipped.get(reason, 0) + 1
+        else:
+            assert reason is not None
+            chunk.rejects.append(Reject(item.line, reason, _preview(item.raw)))
+        if chunk.detail is not None:
+            chunk.detail.append((item.line, _preview(item.raw), None, _kind(reason), reason))
+        return False
+
+    def _keyed(
+        self,
+        chunk: Chunk,
+        lines: npt.NDArray[np.int64],
+        ids: list[str] | npt.NDArray[np.uint8],
+        keys: U64,
+    ) -> _Pending:
+        """Set aside excluded IDs and prepare the rest for the table."""
+        live = np.arange(len(keys))
+        if self.exclude is not None and len(keys):
+            excluded = self.exclude.contains(keys)
+            chunk.excluded = int(np.count_nonzero(excluded))
+            live = np.flatnonzero(~excluded)
+            keys = keys[live]
+        batch = self.seen.prepare(keys) if len(keys) else None
+        return _Pending(chunk, lines, ids, live, batch)
+
+    def _items_pending(self, items: list[Item]) -> _Pending:
+        chunk = Chunk(len(items), np.empty(0, np.int64), b"")
+        ids: list[str] = []
+        id_lines: list[int] = []
+        slots: list[int] = []
+        if self.detailed:
+            chunk.detail = []
+            for item in items:
+                if self._field(item, chunk, ids, id_lines):
+                    slots.append(len(chunk.detail))
+                    chunk.detail.append(
+                        (item.line, _preview(item.raw), ids[-1], LineKind.ACCEPTED, None)
+                    )
+        else:
+            for item in items:
+                self._field(item, chunk, ids, id_lines)
+        keys = id_keys(self.spec.id_type, ids) if ids else np.empty((0, 2), np.uint64)
+        pending = self._keyed(chunk, np.array(id_lines, np.int64), ids, keys)
+        pending.slots = slots
+        return pending
+
+    def _hex_pending(self, piece: Lines) -> _Pending:
+        data = piece.data
+        block = split_hex_block(data)
+        chunk = Chunk(len(block.starts), np.empty(0, np.int64), b"")
+        others = np.ones(len(block.starts), np.bool_)
+        others[block.good] = False
+        ids: list[str] = []
+        id_lines: list[int] = []
+        first = piece.first_line
+        where = np.flatnonzero(others)
+        for i, a, b in zip(
+            where.tolist(), block.starts[where].tolist(), block.ends[where].tolist(), strict=True
+        ):
+            self._field(classify_plain(first + i, data[a:b], self.limit), chunk, ids, id_lines)
+        index, keys, text = block.good, block.keys, block.text
+        if ids:  # IDs that needed the per-line path (padded, say) join in line order
+            extra = np.array(id_lines, np.int64) - first
+            more_text = np.frombuffer("".join(ids).encode(), np.uint8).reshape(-1, OBJECT_ID_LEN)
+            order = np.argsort(np.concatenate([index, extra]), kind="stable")
+            index = np.concatenate([index, extra])[order]
+            keys = np.concatenate([keys, id_keys(IdType.USER_ID, ids)])[order]
+            text = np.concatenate([text, more_text])[order]
+        return self._keyed(chunk, first + index.astype(np.int64), text, keys)
+
+    def _complete(self, pending: _Pending) -> Chunk:
+        """Run a pending chunk's IDs through the table: each is new, a duplicate or excluded."""
+        chunk = pending.chunk
+        n = len(pending.lines)
+        if not n:
+            return chunk
+        new = np.zeros(n, np.bool_)
+        if pending.keys is not None:
+            new[pending.live] = self.seen.add(pending.keys)
+        acc = np.flatnonzero(new)
+        chunk.duplicates = len(pending.live) - len(acc)
+        chunk.accepted_lines = pending.lines[acc]
+        if isinstance(pending.ids, list):
+            chunk.accepted = "".join(pending.ids[i] + "\n" for i in acc.tolist()).encode()
+        else:
+            out = np.empty((len(acc), OBJECT_ID_LEN + 1), np.uint8)
+            out[:, :OBJECT_ID_LEN] = np.take(pending.ids, acc, axis=0)
+            out[:, OBJECT_ID_LEN] = ord("\n")
+            chunk.accepted = out.tobytes()
+        if chunk.detail is not None:
+            excluded = np.ones(n, np.bool_)
+            excluded[pending.live] = False
+            for slot, is_new, is_excluded in zip(
+                pending.slots, new.tolist(), excluded.tolist(), strict=True
+            ):
+                if not is_new:
+                    line, raw, value, _, _ = chunk.detail[slot]
+                    kind = LineKind.EXCLUDED if is_excluded else LineKind.DUPLICATE
+                    chunk.detail[slot] = (line, raw, value, kind, None)
+        return chunk
+
+
+def _kind(reason: RejectReason | SkipReason | None) -> LineKind:
+    return LineKind.SKIPPED if isinstance(reason, SkipReason) else LineKind.REJECTED

@@ -1,0 +1,366 @@
+"""Reading an input: raw bytes in large blocks → whole lines, in bounded memory.
+
+The reader opens a file or standard input, hashes the raw bytes as they stream past (the ledger
+binds a run to that digest), inflates gzip when the magic bytes say so, strips a UTF-8 byte-order
+mark at the start, refuses what is not text (empty, binary, UTF-16, an archive), and cuts the text
+at ``\\n`` only — never ``str.splitlines``, which also splits at ``\\x0b``, ``\\x1c``, ``\\x85`` or
+``\\u2028`` and would put line numbers out of step with the operator's editor
+(https://docs.python.org/3/library/stdtypes.html#str.splitlines).
+
+Lines come out in :class:`Lines` pieces of whole lines. A line longer than the limit that crosses a
+block boundary is never assembled: the reader keeps its first bytes and its length and skips the
+rest, so a 1 GB line costs one block of memory, and comes out as a :class:`LongLine`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import select
+import stat
+import sys
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import BinaryIO
+
+from bulkresign.errors import InputError
+from bulkresign.validate import PREVIEW_BYTES
+
+__all__ = ["BLOCK_SIZE", "InputReader", "LongLine", "Lines", "Piece", "check_readable"]
+
+#: Bytes read (and, for gzip, inflated) per step: large enough to amortize numpy's per-call cost.
+BLOCK_SIZE = 2 << 20
+#: How much of the text is inspected to refuse binaries and to pick a format.
+SNIFF_BYTES = 8192
+
+_BOM = b"\xef\xbb\xbf"
+_GZIP = b"\x1f\x8b"
+_FOREIGN = (
+    (b"\xff\xfe", "UTF-16/32 text (byte-order mark FF FE); save it as UTF-8"),
+    (b"\xfe\xff", "UTF-16 text (byte-order mark FE FF); save it as UTF-8"),
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook?); export it as CSV or extract it first"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook; export it as CSV"),
+    (b"\xfd7zXZ\x00", "xz-compressed; pipe it through `xz -dc` into `-`"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed; pipe it through `zstd -dc` into `-`"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive; extract it first"),
+)
+#: Bytes text is made of: all but C0 controls (tab, LF, VT, FF, CR and ESC excepted) and DEL.
+_NOT_PRINTABLE = bytes(b for b in range(256) if not (0x20 <= b < 0x7F or b in b"\t\n\r"))
+_TEXT_BYTES = bytes(b for b in range(256) if b >= 0x20 and b != 0x7F or b in b"\t\n\v\f\r\x1b")
+
+
+@dataclass(frozen=True, slots=True)
+class Lines:
+    """Whole consecutive lines, each ending in ``\\n``; the first is line ``first_line``."""
+
+    first_line: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LongLine:
+    """A line longer than the limit, never held whole.
+
+    ``head`` is its first ``PREVIEW_BYTES + 1`` bytes (the whole line, without a trailing ``\\r``,
+    when shorter); ``length`` counts its bytes without the line ending; ``blank`` and ``comment``
+    say whether it holds only spaces and tabs, or starts with ``#`` after them.
+    """
+
+    line: int
+    head: bytes
+    length: int
+    blank: bool
+    comment: bool
+
+
+Piece = Lines | LongLine
+
+
+def check_readable(path: str) -> None:
+    """Refuse early, with a one-line message, a path that cannot be an input."""
+    if path == "-":
+        return
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror}", path=path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputError("is a directory, not a file", path=path)
+    if not os.access(path, os.R_OK):
+        raise InputError("permission denied", path=path)
+
+
+class InputReader:
+    """One pass over one input, as a context manager.
+
+    Args:
+        path: a file, or ``"-"`` for standard input (``stdin`` overrides ``sys.stdin.buffer``).
+        block_size: bytes per read; tests use tiny blocks to cross every boundary.
+    """
+
+    def __init__(
+        self, path: str, *, block_size: int = BLOCK_SIZE, stdin: BinaryIO | None = None
+    ) -> None:
+        self.path = path
+        self.name = "<stdin>" if path == "-" else path
+        self.block_size = block_size
+        self.gzip = False
+        self.sample = b""
+        self.bytes_read = 0
+        self.text_read = 0
+        self._stdin = stdin
+        self._file: BinaryIO | None = None
+        self._hash = hashlib.sha256()
+        self._text: Iterator[bytes] = iter(())
+
+    def __enter__(self) -> InputReader:
+        check_readable(self.path)
+        if self.path == "-":
+            self._file = self._stdin if self._stdin is not None else sys.stdin.buffer
+        else:
+            try:
+                self._file = open(self.path, "rb")  # closed by __exit__
+            except OSError as exc:
+                raise InputError(f"cannot open: {exc.strerror}", path=self.path) from None
+        try:
+            self._text = self._sniffed()
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._file is not None and self.path != "-":
+            self._file.close()
+        self._file = None
+
+    @property
+    def size(self) -> int | None:
+        """The size of the text when it is known in advance: a plain (not gzip) regular file."""
+        if self.path == "-" or self.gzip:
+            return None
+        st = os.stat(self.path)
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of the raw bytes read so far: of the whole input once it is exhausted."""
+        return self._hash.hexdigest()
+
+    def _fail(self, message: str) -> InputError:
+        return InputError(message, path=self.name)
+
+    def _raw(self) -> Iterator[bytes]:
+        assert self._file is not None
+        # read1 returns what a pipe has instead of waiting for a whole block, so the first batch
+        # of a slow producer's stream goes out at once; what the pipe already holds beyond that
+        # is gathered into the block (select), so a fast pipe still gives full blocks.
+        read = getattr(self._file, "read1", self._file.read)
+        eof = False
+        while not eof:
+            parts: list[bytes] = []
+            size = 0
+            try:
+                while size < self.block_size and (not parts or self._ready()):
+                    part = read(self.block_size - size)
+                    if not part:
+                        eof = True
+                        break
+                    parts.append(part)
+                    size += len(part)
+            except OSError as exc:
+                raise self._fail(f"read failed: {exc.strerror or exc}") from None
+            if not parts:
+                return
+            block = parts[0] if len(parts) == 1 else b"".join(parts)
+            self._hash.update(block)
+            self.bytes_read += len(block)
+            yield block
+
+    def _ready(self) -> bool:
+        """Whether more input can be read without waiting (always, for a regular file)."""
+        if self._file is None:
+            return False
+        try:
+            fd = self._file.fileno()
+        except (OSError, ValueError):  # an in-memory stream never makes anyone wait
+            return True
+        try:
+            return bool(select.select([fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return False
+
+    def _decoded(self) -> Iterator[bytes]:
+        raw = self._raw()
+        first = b""
+        for block in raw:  # enough bytes for the magic numbers
+            first += block
+            if len(first) >= 8:
+                break
+        if first.startswith(_GZIP):
+            self.gzip = True
+            yield from self._gunzip(first, raw)
+            return
+        if first:
+            yield first
+        yield from raw
+
+    def _gunzip(self, first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+        """Inflate gzip members one after another, never more than a block per call (bombs)."""
+        inflater = zlib.decompressobj(wbits=31)
+        started = False
+        for chunk in _prepend(first, rest):
+            data = chunk
+            while True:
+                if not started:
+                    data = data.lstrip(b"\0")  # zero padding after the last member is allowed
+                    if not data:
+                        break
+                    started = True
+                try:
+                    out = inflater.decompress(data, self.block_size)
+                except zlib.error as exc:
+                    raise self._fail(f"corrupt gzip data ({exc})") from None
+                if out:
+                    yield out
+                if inflater.eof:  # another member may follow
+                    data = inflater.unused_data
+                    inflater = zlib.decompressobj(wbits=31)
+                    started = False
+                    continue
+                data = inflater.unconsumed_tail
+                if not data and not out:
+                    break  # needs more input
+        if started:
+            raise self._fail("truncated gzip data (the file ends inside a member)")
+
+    def _sniffed(self) -> Iterator[bytes]:
+        """Check the start of the text, then yield it and the rest; ``sample`` is set on return."""
+        decoded = self._decoded()
+        head = b""
+        for block in decoded:
+            head += block
+            if len(head) >= SNIFF_BYTES or not self._ready():
+                break
+        if not head:
+            raise self._fail("empty file" if not self.gzip else "empty after gunzip")
+        for magic, what in _FOREIGN:
+            if head.startswith(magic):
+                raise self._fail(f"not a text file: {what}")
+        if head.startswith(_BOM):
+            head = head[len(_BOM) :]
+            if not head:  # a slow pipe may have sent the mark alone
+                head = next((block for block in decoded if block), b"")
+            if not head:
+                raise self._fail("empty file (only a byte-order mark)")
+        self.sample = head[:SNIFF_BYTES]
+        verdict = _binary_verdict(self.sample)
+        if verdict is not None:
+            raise self._fail(f"not a text file: {verdict}")
+        return _prepend(head, decoded)
+
+    def pieces(self, limit: int) -> Iterator[Piece]:
+        """Cut the text into lines of at most ``limit`` bytes (without ``\\n`` and one ``\\r``)."""
+        line = 1
+        carry = b""
+        long: _LongLine | None = None
+        for block in self._text:
+            self.text_read += len(block)
+            if long is not None:
+                nl = block.find(b"\n")
+                if nl < 0:
+                    long.feed(block)
+                    continue
+                long.feed(block[:nl])
+                yield long.finish()
+                line += 1
+                long = None
+                block = block[nl + 1 :]
+            data = carry + block if carry else block
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                whole = data if cut == len(data) else data[:cut]
+                yield Lines(line, whole)
+                line += whole.count(b"\n")
+            tail = data[cut:]
+            if len(tail) > limit + 1:  # too long whatever follows, even if it ends in \r
+                long = _LongLine(line, tail)
+                carry = b""
+            else:
+                carry = tail
+        if long is not None:
+            yield long.finish()
+        elif carry:
+            yield Lines(line, carry + b"\n")
+
+
+class _LongLine:
+    """The running summary of an over-long line: its head, length and first non-blank byte."""
+
+    def __init__(self, line: int, first: bytes) -> None:
+        self.line = line
+        self.head = b""
+        self.length = 0
+        self.first_sig: int | None = None
+        self.sig_pos = 0
+        self.last = 0
+        self.feed(first)
+
+    def feed(self, part: bytes) -> None:
+        if not part:
+            return
+        if self.first_sig is None:
+            rest = part.lstrip(b" \t")
+            if rest:
+                self.first_sig = rest[0]
+                self.sig_pos = self.length + len(part) - len(rest)
+        if len(self.head) <= PREVIEW_BYTES:
+            self.head = (self.head + part[: PREVIEW_BYTES + 1])[: PREVIEW_BYTES + 1]
+        self.length += len(part)
+        self.last = part[-1]
+
+    def finish(self) -> LongLine:
+        length = self.length - (self.last == 0x0D)
+        blank = self.first_sig is None or (self.first_sig == 0x0D and self.sig_pos == length)
+        head = self.head[:length] if self.length <= len(self.head) else self.head
+        return LongLine(self.line, head, length, blank, self.first_sig == ord("#"))
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _binary_verdict(sample: bytes) -> str | None:
+    """Why ``sample`` is not text, or ``None``.
+
+    A few stray NULs make rejected lines, not a refused file; a file whose start is more than 5%
+    control bytes is binary (the threshold git and file(1) use is similar in spirit: any NUL in the
+    first 8000 bytes; ours tolerates damaged text).
+    """
+    controls = len(sample.translate(None, _TEXT_BYTES))
+    if controls <= max(8, len(sample) // 20):
+        return None
+    for zeros, text, order in (
+        (sample[1::2], sample[0::2], "LE"),
+        (sample[0::2], sample[1::2], "BE"),
+    ):
+        if zeros.count(0) > 0.4 * len(zeros) and _mostly_printable(text.replace(b"\0", b"")):
+            return f"looks like UTF-16{order} text without a byte-order mark; save it as UTF-8"
+    share = 100 * controls // len(sample)
+    return f"binary data ({share}% control bytes in the first {len(sample)} bytes)"
+
+
+def _mostly_printable(data: bytes) -> bool:
+    """Whether at least 90% of ``data`` is printable ASCII, tab or a line ending."""
+    printable = len(data.translate(None, _NOT_PRINTABLE))
+    return bool(data) and printable >= 0.9 * len(data)

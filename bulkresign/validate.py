@@ -1,0 +1,186 @@
+"""Per-``userIdType`` checks: a raw value becomes one normalized ID, or a reason to reject it.
+
+Everything here is pure. The rules never *repair* a value into a different one: a value with a
+control character, invalid UTF-8 or the wrong shape is rejected, never cleaned up, because a
+cleaned-up ID could name another user. The only changes made are ones that cannot change which user
+is meant: trimming spaces and tabs at both ends, lowercasing hex and (unless asked not to) emails,
+which GenAuth matches case-insensitively, and dropping separators from phone numbers. Each
+normalization is idempotent. The rules are listed in docs/ingest.md.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from enum import StrEnum
+
+from bulkresign.models import IdType
+
+__all__ = [
+    "PREVIEW_BYTES",
+    "Normalizer",
+    "RejectReason",
+    "SkipReason",
+    "normalizer",
+    "preview_bytes",
+    "preview_text",
+    "printable",
+]
+
+#: How much of a rejected value is shown (bytes of a raw line, characters of a field).
+PREVIEW_BYTES = 80
+
+
+class RejectReason(StrEnum):
+    """Why a line yields no ID."""
+
+    TOO_LONG = "too_long"
+    NUL = "nul_byte"
+    INVALID_UTF8 = "invalid_utf8"
+    CONTROL = "control_character"
+    EMPTY = "empty"
+    BAD_CSV = "bad_csv"
+    MISSING_COLUMN = "missing_column"
+    BAD_JSON = "bad_json"
+    MISSING_FIELD = "missing_field"
+    INVALID_USER_ID = "invalid_user_id"
+    INVALID_EMAIL = "invalid_email"
+    INVALID_PHONE = "invalid_phone"
+    INVALID_IDENTITY = "invalid_identity"
+    INVALID_SYNC_RELATION = "invalid_sync_relation"
+
+
+class SkipReason(StrEnum):
+    """Why a line is not an ID and not an error either."""
+
+    BLANK = "blank"
+    COMMENT = "comment"
+    HEADER = "header"
+    CONTINUATION = "continuation"
+    """A physical line inside a CSV record whose quoted field holds a line break."""
+
+
+#: A normalizer maps a decoded field to its normalized ID, or to the reason it is rejected.
+Normalizer = Callable[[str], str | RejectReason]
+
+#: Spaces and tabs are trimmed; every other ASCII control is an error.
+_TRIM = " \t"
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Unicode categories refused anywhere in an ID: controls, format characters (zero-width,
+#: byte-order marks, bidi overrides), line and paragraph separators. See
+#: https://www.unicode.org/reports/tr44/#General_Category_Values
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+_USER_ID = re.compile(r"[0-9a-fA-F]{24}")
+#: RFC 5322 dot-atom local part and an LDH domain of two or more labels, each also allowing
+#: non-ASCII (RFC 6531/6532); quoted local parts and address literals are not accepted.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010ffff]+"
+_ALNUM = r"[A-Za-z0-9\u0080-\U0010ffff]"
+_LABEL = rf"{_ALNUM}(?:[A-Za-z0-9\-\u0080-\U0010ffff]{{0,61}}{_ALNUM})?"
+_EMAIL = re.compile(rf"({_ATOM}(?:\.{_ATOM})*)@({_LABEL}(?:\.{_LABEL})+)")
+_PHONE_SEPARATORS = str.maketrans("", "", " -.()")
+_PHONE = re.compile(r"\+?[0-9]{5,15}")
+
+
+def printable(text: str) -> str:
+    """Escape what a terminal would hide or act on: controls, format characters, separators."""
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() and unicodedata.category(ch) not in _BAD_CATEGORIES:
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
+
+
+def preview_bytes(raw: bytes) -> str:
+    """A printable copy of the first :data:`PREVIEW_BYTES` of a raw line, ``…`` when cut.
+
+    Only the first ``PREVIEW_BYTES + 1`` bytes are looked at, so a line too long to be held whole
+    gets the same preview as a short one with the same beginning. Bytes that are not UTF-8 show as
+    ``\\xNN``.
+    """
+    head = raw[:PREVIEW_BYTES].decode("utf-8", errors="backslashreplace")
+    return printable(head) + ("…" if len(raw) > PREVIEW_BYTES else "")
+
+
+def preview_text(text: str) -> str:
+    """A printable copy of the first :data:`PREVIEW_BYTES` characters of a field."""
+    return printable(text[:PREVIEW_BYTES]) + ("…" if len(text) > PREVIEW_BYTES else "")
+
+
+def _has_control(value: str) -> bool:
+    if value.isascii():
+        return _ASCII_CONTROL.search(value) is not None
+    return any(unicodedata.category(ch) in _BAD_CATEGORIES for ch in value)
+
+
+def _user_id(value: str) -> str | RejectReason:
+    if _USER_ID.fullmatch(value) is None:
+        return RejectReason.INVALID_USER_ID
+    return value.lower()
+
+
+def _email(value: str, lowercase: bool) -> str | RejectReason:
+    match = _EMAIL.fullmatch(value)
+    if match is None or len(value) > 254 or len(match[1]) > 64 or len(match[2]) > 253:
+        return RejectReason.INVALID_EMAIL
+    if match[2].rsplit(".", 1)[1].isdigit():
+        return RejectReason.INVALID_EMAIL  # an all-numeric TLD is an IP address, not a domain
+    if not value.isascii() and any(unicodedata.category(ch).startswith("Z") for ch in value):
+        return RejectReason.INVALID_EMAIL  # no-break and ideographic spaces
+    return value.lower() if lowercase else value
+
+
+def _phone(value: str) -> str | RejectReason:
+    compact = value.translate(_PHONE_SEPARATORS)
+    if _PHONE.fullmatch(compact) is None:
+        return RejectReason.INVALID_PHONE
+    return compact
+
+
+def _pair(value: str, reason: RejectReason) -> str | RejectReason:
+    """``<left>:<right>``, split at the first colon, both sides non-empty and unpadded."""
+    left, colon, right = value.partition(":")
+    if not colon or not left or not right or left.strip() != left or right.strip() != right:
+        return reason
+    return value
+
+
+def normalizer(id_type: IdType, *, case_sensitive_email: bool = False) -> Normalizer:
+    """The normalizer for ``id_type``.
+
+    Every normalizer trims spaces and tabs, then rejects an empty value and any control, format or
+    separator character before the type's own check.
+    """
+    shape: Callable[[str], str | RejectReason]
+    if id_type is IdType.USER_ID:
+        shape = _user_id
+    elif id_type is IdType.EMAIL:
+        lowercase = not case_sensitive_email
+        shape = lambda v: _email(v, lowercase)  # noqa: E731
+    elif id_type is IdType.PHONE:
+        shape = _phone
+    elif id_type is IdType.IDENTITY:
+        shape = lambda v: _pair(v, RejectReason.INVALID_IDENTITY)  # noqa: E731
+    elif id_type is IdType.SYNC_RELATION:
+        shape = lambda v: _pair(v, RejectReason.INVALID_SYNC_RELATION)  # noqa: E731
+    else:  # username, external_id: anything printable
+        shape = str
+
+    def normalize(raw: str) -> str | RejectReason:
+        value = raw.strip(_TRIM)
+        if not value:
+            return RejectReason.EMPTY
+        if _has_control(value):
+            return RejectReason.CONTROL
+        return shape(value)
+
+    return normalize

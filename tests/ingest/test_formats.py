@@ -1,0 +1,163 @@
+"""Formats: CSV/TSV columns and quoting, JSONL fields, and what --format auto picks."""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkresign.errors import ConfigError, InputError
+from bulkresign.inputspec import Format
+from tests.ingest.helpers import Write, accounted, batches, drain, ingest, object_ids
+
+IDS = object_ids(8)
+
+
+def ids_of(path: object, **options: object) -> list[str]:
+    return [i for b in batches(path, **options) for i in b.ids]  # type: ignore[arg-type]
+
+
+class TestCsv:
+    def test_column_by_name(self, write: Write) -> None:
+        """--column NAME picks the header's column."""
+        path = write(f"name,user_id\nJane,{IDS[0]}\nJoe,{IDS[1]}\n", "u.csv")
+        assert ids_of(path, column="user_id") == IDS[:2]
+
+    def test_column_by_index_counts_from_one(self, write: Write) -> None:
+        """--column 2 is the second column."""
+        path = write(f"name,id\nJane,{IDS[0]}\n", "u.csv")
+        assert ids_of(path, column=2) == IDS[:1]
+
+    def test_column_found_from_id_type(self, write: Write) -> None:
+        """Without --column, a header named for the ID type is taken, and said."""
+        path = write("Employee,E-Mail Address\nJane,Jane@Example.com\n", "u.csv")
+        stats = drain(path, id_type="email")
+        assert stats.accepted == 1 and "column 2 ('E-Mail Address')" in stats.format_note
+
+    def test_ambiguous_header_needs_column(self, write: Write) -> None:
+        """With several columns and no obvious one, the operator is asked to name it."""
+        with pytest.raises(InputError, match=r"u\.csv:1: name the ID column with --column"):
+            drain(write("a,b\n1,2\n", "u.csv"))
+
+    def test_missing_named_column_is_an_error(self, write: Write) -> None:
+        """A CSV without the named column is refused at its header line."""
+        with pytest.raises(InputError, match="no column named 'email'; the header has: 'a', 'b'"):
+            drain(write("a,b\n1,2\n", "u.csv"), column="email")
+
+    def test_no_header(self, write: Write) -> None:
+        """--no-header reads every row, column 1 unless told otherwise."""
+        path = write(f"{IDS[0]},x\n{IDS[1]},y\n", "u.csv")
+        assert ids_of(path, header=False) == IDS[:2]
+
+    def test_quoted_fields(self, write: Write) -> None:
+        """Quotes, doubled quotes and delimiters inside quotes are RFC 4180 CSV."""
+        path = write(f'name,id\n"Doe, Jane","{IDS[0]}"\n"say ""hi""",{IDS[1]}\n', "u.csv")
+        assert ids_of(path, column="id") == IDS[:2]
+
+    def test_quoted_line_break_spans_lines(self, write: Write) -> None:
+        """A record with a line break in a quoted field counts its later lines as continuation."""
+        path = write(f'id,note\n{IDS[0]},"two\nlines"\n{IDS[1]},x\n', "u.csv")
+        stats = drain(path, column="id")
+        assert (stats.lines, stats.accepted) == (4, 2)
+        assert stats.skipped_by_reason == {"header": 1, "continuation": 1}
+
+    def test_unterminated_quote_rejects_one_line(self, write: Write) -> None:
+        """A quote never closed rejects its own line; the lines after it are read normally."""
+        path = write(f'id,note\n{IDS[0]},"open\n{IDS[1]},x\n{IDS[2]},y\n', "u.csv")
+        stats = drain(path, column="id", max_line_bytes=40)
+        assert stats.reject_lines == {"bad_csv": (2,)}
+        assert stats.accepted == 2 and accounted(stats)
+
+    def test_short_row_is_missing_column(self, write: Write) -> None:
+        """A row without the column is rejected, not an error."""
+        stats = drain(write(f"a,id\n1,{IDS[0]}\n2\n", "u.csv"), column="id")
+        assert stats.rejected_by_reason == {"missing_column": 1}
+
+    def test_empty_field_is_rejected(self, write: Write) -> None:
+        """An empty ID cell is rejected as empty."""
+        stats = drain(write(f"a,id\n1,{IDS[0]}\n2,\n", "u.csv"), column="id")
+        assert stats.rejected_by_reason == {"empty": 1}
+
+    def test_delimiter(self, write: Write) -> None:
+        """--delimiter sets the separator (European spreadsheets use ;)."""
+        path = write(f"name;id\nJane;{IDS[0]}\n", "u.csv")
+        assert ids_of(path, column="id", delimiter=";") == IDS[:1]
+
+    def test_tsv(self, write: Write) -> None:
+        """TSV is CSV with tabs."""
+        assert ids_of(write(f"id\tname\n{IDS[0]}\tJane\n", "u.tsv"), column="id") == IDS[:1]
+
+    def test_unreadable_header_is_an_error(self, write: Write) -> None:
+        """A header that is not UTF-8 cannot name columns: refused."""
+        with pytest.raises(InputError, match="unreadable header"):
+            drain(write(b"n\xffame,id\n1,2\n", "u.csv"), column="id")
+
+
+class TestJsonl:
+    def test_field(self, write: Write) -> None:
+        """--field names the key holding the ID."""
+        path = write(f'{{"uid": "{IDS[0]}"}}\n{{"uid": "{IDS[1]}"}}\n', "u.jsonl")
+        assert ids_of(path, field="uid") == IDS[:2]
+
+    def test_field_found_from_id_type(self, write: Write) -> None:
+        """Without --field, userId or user_id is taken for user_id."""
+        path = write(f'{{"userId": "{IDS[0]}", "n": 1}}\n', "u.jsonl")
+        stats = drain(path)
+        assert stats.accepted == 1 and "field 'userId'" in stats.format_note
+
+    def test_non_string_field_is_an_error(self, write: Write) -> None:
+        """A number where the ID should be is refused with its line."""
+        path = write(f'{{"userId": "{IDS[0]}"}}\n{{"userId": 42}}\n', "u.jsonl")
+        with pytest.raises(InputError, match=r"u\.jsonl:2: field 'userId' holds a number"):
+            drain(path)
+
+    def test_bad_lines_are_rejected(self, write: Write) -> None:
+        """Broken JSON, non-objects, missing fields and nulls are rejected, not fatal."""
+        path = write(
+            f'{{"userId": "{IDS[0]}"}}\n{{oops\n[1, 2]\n{{"other": 1}}\n{{"userId": null}}\n',
+            "u.jsonl",
+        )
+        stats = drain(path)
+        assert stats.rejected_by_reason == {"bad_json": 2, "missing_field": 2}
+
+    def test_escaped_control_in_value_is_rejected(self, write: Write) -> None:
+        """A \\u0000 escape decodes to NUL inside the value: rejected."""
+        stats = drain(write('{"username": "a\\u0000b"}\n', "u.jsonl"), id_type="username")
+        assert stats.rejected_by_reason == {"control_character": 1}
+
+
+class TestAuto:
+    @pytest.mark.parametrize(
+        ("name", "content", "picked"),
+        [
+            ("ids.csv", "id\n1\n", Format.CSV),
+            ("ids.TSV", "id\n1\n", Format.TSV),
+            ("ids.ndjson", '{"id": "1"}\n', Format.JSONL),
+            ("ids.csv.gz", "id\n1\n", Format.CSV),
+            ("ids.txt", '# note\n{"a": 1}\n', Format.JSONL),
+            ("ids.txt", "a\tb\n", Format.TSV),
+            ("ids", "a,b\n", Format.CSV),
+            ("ids.txt", "a@b.co\n", Format.LINES),
+        ],
+    )
+    def test_picks_by_extension_then_content(
+        self, write: Write, name: str, content: str, picked: Format
+    ) -> None:
+        """The extension decides; without one, the first significant line does."""
+        reader = ingest(write(content, name), id_type="username", column=None)
+        try:
+            reader.drain()
+        except InputError:
+            pass  # some contents lack the ID column; the choice is made before that
+        assert reader.format is picked
+
+    def test_note_says_why(self, write: Write) -> None:
+        """The stats say what was picked and why."""
+        stats = drain(write(f"{IDS[0]}\n", "ids.txt"))
+        assert (stats.format, stats.format_note) == (
+            Format.LINES,
+            "from the content: one value per line",
+        )
+
+    def test_field_on_csv_is_a_usage_error(self, write: Write) -> None:
+        """--field on a CSV is a contradiction, refused before reading."""
+        with pytest.raises(ConfigError, match="--field applies to JSONL"):
+            drain(write("id\n1\n", "u.csv"), field="id")
