@@ -34,7 +34,8 @@ OUT = Path("demo-run")
 
 def _step(title: str, argv: list[str], env: dict[str, str]) -> int:
     print(f"\n\033[1m== {title}\033[0m\n$ bulkresign {shlex.join(argv)}", flush=True)
-    return subprocess.run([sys.executable, "-m", "bulkresign", *argv], env=env, check=False).returncode
+    command = [sys.executable, "-m", "bulkresign", *argv]
+    return subprocess.run(command, env=env, check=False).returncode  # noqa: S603 (our own argv)
 
 
 def main() -> int:
@@ -44,12 +45,12 @@ def main() -> int:
     OUT.mkdir()
     emulator = Emulator(
         EmulatorConfig(
-            rate_limit=150.0,
+            rate_limit=25.0,
             latency_ms=20.0,
             latency_jitter_ms=10.0,
             token_ttl=20.0,
             seed=7,
-            faults=Faults(error_before=0.02, error_after=0.02, reset_after=0.02),
+            faults=Faults(error_before=0.03, error_after=0.03, reset_after=0.03),
         )
     )
     users = emulator.load_users(SAMPLES / "demo-users.jsonl")
@@ -57,16 +58,21 @@ def main() -> int:
     source = str(SAMPLES / "demo-input.csv")
     fmt = ["--id-type", "email", "--column", "email"]
     with serve_in_thread(emulator) as server:
-        print(f"emulator: {users:,} users at {server.url}, limit 150 req/s, 2% of calls fail in "
-              "each of three ways (5xx before applying, 5xx after, connection reset after)")
+        print(
+            f"emulator: {users:,} users at {server.url}, limit 25 req/s, 3% of calls fail in "
+            "each of three ways (5xx before applying, 5xx after, connection reset after)"
+        )
         env = dict(os.environ)
-        env.update(GENAUTH_ACCESS_KEY_ID=DEMO_ACCESS_KEY_ID,
-                   GENAUTH_ACCESS_KEY_SECRET=DEMO_ACCESS_KEY_SECRET, GENAUTH_HOST=server.url)
+        env.update(
+            GENAUTH_ACCESS_KEY_ID=DEMO_ACCESS_KEY_ID,
+            GENAUTH_ACCESS_KEY_SECRET=DEMO_ACCESS_KEY_SECRET,
+            GENAUTH_HOST=server.url,
+        )
         expected = [
-            ("plan: what would be sent (no network)", ["plan", source, *fmt], 0),
+            ("plan: what would be sent (no network)", ["plan", source, *fmt], 1),
             (
-                "run: asks 200 req/s of a pool limited to 150, so it is throttled and adapts",
-                ["run", source, *fmt, "--yes", "--state", str(state), "--rate", "200",
+                "run: asks 40 req/s of a pool limited to 25, so it is throttled and adapts",
+                ["run", source, *fmt, "--yes", "--state", str(state), "--rate", "40",
                  "--report", str(OUT / "report.csv"), "--reason", "DEMO-1", "--no-progress"],
                 1,
             ),
