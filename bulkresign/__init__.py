@@ -5,8 +5,10 @@ The package reads as the data flow; see ARCHITECTURE.md.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
+from bulkresign._version import __version__
+from bulkresign.batching import Ingest
+from bulkresign.client import GenAuthClient, GenAuthReader
+from bulkresign.config import Credentials, Secret, Timeouts
 from bulkresign.errors import (
     ApiError,
     AuthFailed,
@@ -24,6 +26,10 @@ from bulkresign.errors import (
     Throttled,
     TLSFailed,
 )
+from bulkresign.inputspec import Format, InputSpec
+from bulkresign.job import JobConfig, JobOutcome, run_job
+from bulkresign.ledger import Ledger
+from bulkresign.limiter import RateLimiter
 from bulkresign.models import (
     MAX_BATCH,
     Batch,
@@ -36,13 +42,7 @@ from bulkresign.models import (
     UserStatus,
 )
 
-try:
-    __version__ = version("bulkresign")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
-
 __all__ = [
-    "MAX_BATCH",
     "ApiError",
     "AuthFailed",
     "Batch",
@@ -50,21 +50,35 @@ __all__ = [
     "BulkResignError",
     "ConfigError",
     "ConnectFailed",
+    "Credentials",
     "Endpoint",
     "Fatal",
+    "Format",
+    "GenAuthClient",
+    "GenAuthReader",
     "IdType",
     "InDoubt",
+    "Ingest",
     "InputError",
+    "InputSpec",
+    "JobConfig",
+    "JobOutcome",
+    "Ledger",
     "LedgerError",
     "LedgerMismatch",
     "LineOutcome",
+    "MAX_BATCH",
     "NotApplied",
     "PermissionDenied",
+    "RateLimiter",
     "Rejected",
     "ResignResult",
+    "Secret",
     "TLSFailed",
     "Throttled",
+    "Timeouts",
     "UserRecord",
     "UserStatus",
     "__version__",
+    "run_job",
 ]

@@ -39,7 +39,7 @@ from typing import Self, cast
 
 import orjson
 
-from bulkresign import __version__
+from bulkresign._version import __version__
 from bulkresign.errors import InputError, LedgerError
 from bulkresign.files import PRIVATE_MODE, check_private
 from bulkresign.logs import redact

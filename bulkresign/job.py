@@ -20,7 +20,7 @@ import anyio
 import anyio.to_thread
 import orjson
 
-from bulkresign import __version__
+from bulkresign._version import __version__
 from bulkresign.batching import Ingest
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.client import GenAuthClient

@@ -18,7 +18,7 @@ from types import MappingProxyType, TracebackType
 
 import orjson
 
-from bulkresign import __version__
+from bulkresign._version import __version__
 from bulkresign.auth import ManagementToken, TokenSource, token_from_envelope
 from bulkresign.classify import CallOutcome, classify_exception, classify_response, outcome_of
 from bulkresign.config import DEFAULT_TIMEOUTS, Credentials, Timeouts

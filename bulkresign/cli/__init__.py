@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from enum import IntEnum
 
-from bulkresign import __version__
+from bulkresign._version import __version__
 from bulkresign.errors import BulkResignError
 
 __all__ = ["ExitCode", "main"]

@@ -1,0 +1,22 @@
+"""The package's public names are exactly what ``__all__`` lists, sorted."""
+
+from __future__ import annotations
+
+import bulkresign
+
+
+def test_all_is_sorted_and_complete() -> None:
+    """``__all__`` is sorted and every name in it exists on the package."""
+    assert bulkresign.__all__ == sorted(bulkresign.__all__)
+    for name in bulkresign.__all__:
+        assert hasattr(bulkresign, name), name
+
+
+def test_every_public_attribute_is_exported() -> None:
+    """Every public class, function or constant on the package is listed in ``__all__``."""
+    public = {n for n in vars(bulkresign) if not n.startswith("_") and not _is_module(n)}
+    assert public <= set(bulkresign.__all__)
+
+
+def _is_module(name: str) -> bool:
+    return type(getattr(bulkresign, name)).__name__ == "module"
