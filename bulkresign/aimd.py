@@ -35,6 +35,12 @@ class RateControl:
         pause_base: the pause, in seconds, for a congestion event without ``retry_after``; it
             doubles for each further event without a clean success in between.
         max_pause: the cap on any pause, including a server's ``retry_after``.
+        gentle: the factor for an *isolated* event — the first after ``quiet`` seconds without
+            one, while sending at the configured maximum. Pacing right at a server's limit
+            draws a lone 429 now and then from timing jitter alone; cutting 30 % for it would
+            cost seconds of throughput, so the first cut is small and only a second event
+            within ``quiet`` seconds (real congestion) cuts by ``decrease``.
+        quiet: seconds without a congestion event after which the next one counts as isolated.
     """
 
     def __init__(
@@ -47,7 +53,11 @@ class RateControl:
         cooldown: float = 0.5,
         pause_base: float = 0.1,
         max_pause: float = 60.0,
+        gentle: float = 0.95,
+        quiet: float = 10.0,
     ) -> None:
+        _check(0 < gentle < 1, f"gentle must be between 0 and 1 exclusive, not {gentle}")
+        self._quiet = quiet
         _check(
             max_rate > 0 and math.isfinite(max_rate),
             f"--rate must be a positive number of requests per second, not {max_rate}",
@@ -66,6 +76,7 @@ class RateControl:
         self._max_pause = max_pause
         self._rate = self._max
         self._cut_at = -math.inf
+        self._gentle = gentle
         self._streak = 0
         self.throttled = 0
         """Throttled responses reported."""
@@ -97,10 +108,12 @@ class RateControl:
         self.throttled += 1
         pause: float | None = None
         if self._is_fresh(now, sent_at):
+            isolated = now - self._cut_at > self._quiet and self._rate >= self._max
             self._cut_at = now
             self.events += 1
             self._streak += 1
-            self._rate = max(self._min, self._rate * self._decrease)
+            factor = self._gentle if isolated else self._decrease
+            self._rate = max(self._min, self._rate * factor)
             pause = min(self._max_pause, self._pause_base * 2.0 ** min(self._streak - 1, 64))
         if retry_after is not None and math.isfinite(retry_after):
             pause = min(self._max_pause, max(0.0, retry_after))

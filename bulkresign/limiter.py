@@ -87,7 +87,8 @@ class RateLimiter:
     Args:
         rate: the configured maximum (``--rate``), in requests per second.
         clock: where time comes from; the event loop's monotonic clock by default.
-        decrease, increase, min_rate, cooldown, pause_base, max_pause: the AIMD settings, as
+        decrease, increase, min_rate, cooldown, pause_base, max_pause, gentle, quiet: the AIMD
+            settings, as
             documented on :class:`bulkresign.aimd.RateControl`.
         window_margin: seconds added to the one-second window the grants are counted in. A
             request reaches the server a little after its slot (event loop, socket), and that
@@ -109,6 +110,8 @@ class RateLimiter:
         cooldown: float = 0.5,
         pause_base: float = 0.1,
         max_pause: float = 60.0,
+        gentle: float = 0.95,
+        quiet: float = 10.0,
         window_margin: float = 0.005,
     ) -> None:
         self._window = _NS + round(window_margin * _NS)
@@ -120,6 +123,8 @@ class RateLimiter:
             cooldown=cooldown,
             pause_base=pause_base,
             max_pause=max_pause,
+            gentle=gentle,
+            quiet=quiet,
         )
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         self._interval = _interval_ns(self._control.rate)

@@ -128,7 +128,7 @@ class TestPause:
         self, clock: FakeClock, queue_up: QueueUp
     ) -> None:
         """Retry-After holds back the sleeping head and everyone behind it until the deadline."""
-        limiter = RateLimiter(100, clock=clock, window_margin=0.0)
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0, quiet=math.inf)
         await limiter.acquire()
         async with anyio.create_task_group() as tg:
             grants = await queue_up(tg, limiter, 10)
@@ -140,26 +140,28 @@ class TestPause:
 
     async def test_newcomer_waits_out_the_pause(self, clock: FakeClock) -> None:
         """An acquire during a pause, with nobody queued, waits for the pause to end."""
-        limiter = RateLimiter(100, clock=clock, window_margin=0.0)
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0, quiet=math.inf)
         limiter.on_throttled(1.5)
         async with clock.autojump():
             assert await limiter.acquire() == 1.5
 
     async def test_shorter_retry_after_does_not_shorten_the_pause(self, clock: FakeClock) -> None:
         """A later, shorter Retry-After leaves the longer pause in force."""
-        limiter = RateLimiter(100, clock=clock, window_margin=0.0)
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0, quiet=math.inf)
         limiter.on_throttled(5.0)
         assert limiter.on_throttled(1.0) == 5.0
         assert limiter.paused_until == 5.0
 
     async def test_retry_after_is_capped(self, clock: FakeClock) -> None:
         """A huge Retry-After pauses for at most max_pause."""
-        limiter = RateLimiter(100, clock=clock, max_pause=30.0, window_margin=0.0)
+        limiter = RateLimiter(100, clock=clock, max_pause=30.0, window_margin=0.0, quiet=math.inf)
         assert limiter.on_throttled(86_400.0) == 30.0
 
     async def test_computed_pause_doubles_per_congestion_event(self, clock: FakeClock) -> None:
         """Without Retry-After, each event since the last success pauses twice as long."""
-        limiter = RateLimiter(100, clock=clock, pause_base=0.1, cooldown=0.5, window_margin=0.0)
+        limiter = RateLimiter(
+            100, clock=clock, pause_base=0.1, cooldown=0.5, window_margin=0.0, quiet=math.inf
+        )
         pauses = []
         for _ in range(3):
             pauses.append(limiter.on_throttled(None))
@@ -168,7 +170,9 @@ class TestPause:
 
     async def test_in_flight_throttles_do_not_extend_the_pause(self, clock: FakeClock) -> None:
         """429s arriving within the cooldown of a cut neither cut again nor pause longer."""
-        limiter = RateLimiter(100, clock=clock, pause_base=0.1, cooldown=0.5, window_margin=0.0)
+        limiter = RateLimiter(
+            100, clock=clock, pause_base=0.1, cooldown=0.5, window_margin=0.0, quiet=math.inf
+        )
         limiter.on_throttled(None)
         await clock.advance(0.05)
         assert limiter.on_throttled(None) == pytest.approx(0.05)
@@ -176,7 +180,7 @@ class TestPause:
 
     async def test_pause_ends_by_itself(self, clock: FakeClock) -> None:
         """Once the deadline passes, the limiter reports no pause."""
-        limiter = RateLimiter(100, clock=clock, window_margin=0.0)
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0, quiet=math.inf)
         limiter.on_throttled(1.0)
         await clock.advance(1.0)
         assert limiter.paused_until is None
@@ -184,7 +188,7 @@ class TestPause:
 
     async def test_stats_count_throttling_and_paused_time(self, clock: FakeClock) -> None:
         """Stats report the rate, the pause in force, and what throttling has cost so far."""
-        limiter = RateLimiter(100, clock=clock, cooldown=0.5, window_margin=0.0)
+        limiter = RateLimiter(100, clock=clock, cooldown=0.5, window_margin=0.0, quiet=math.inf)
         limiter.on_throttled(2.0)
         await clock.advance(0.1)
         limiter.on_throttled(None)
