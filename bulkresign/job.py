@@ -7,6 +7,7 @@ is what ``bulkresign run`` calls after it has parsed its arguments and, when ask
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -125,7 +126,7 @@ async def run_job(
             host=cfg.host,
             userpool_id=pool,
             batch_size=cfg.spec.batch_size,
-            input_options=_options(cfg.spec),
+            input_options=_options(cfg.spec, cfg.exclude),
             tool_version=__version__,
             pseudonym_key=secrets.token_hex(16),
         )
@@ -133,6 +134,8 @@ async def run_job(
             partial(Ledger.open, cfg.state, manifest, durable=cfg.durable)
         )
         try:
+            if not resuming and cfg.exclude:
+                await anyio.to_thread.run_sync(_record_exclude, ledger, cfg.exclude)
             key = await anyio.to_thread.run_sync(lambda: ledger.meta()["pseudonym_key"])
             info = JobInfo(pool, resuming, cfg.state, bytes.fromhex(key))
             if not await confirm(info):
@@ -193,13 +196,24 @@ async def _canary(cfg: JobConfig, dispatcher: Dispatcher, batches: Iterator[Batc
             return
 
 
+def _record_exclude(ledger: Ledger, exclude: frozenset[str]) -> None:
+    """Keep the protected IDs, so that ``report`` can re-derive the run's lines alone."""
+    with ledger.transaction():
+        ledger.set_meta_json("exclude", sorted(exclude))
+
+
 async def _record_hash(ckpt: Checkpointer, path: Path) -> None:
     """Hash the input beside the first requests and bind the ledger to it."""
     digest = await anyio.to_thread.run_sync(hash_file, path)
     await ckpt.write(lambda led: led.set_meta("input_sha256", digest))
 
 
-def _options(spec: InputSpec) -> str:
-    """The input options that change what the batches are, as canonical JSON."""
+def _options(spec: InputSpec, exclude: frozenset[str] = frozenset()) -> str:
+    """The input options that change what the batches are, as canonical JSON.
+
+    The protected IDs count: a resume with another ``--exclude`` would batch differently.
+    """
     binding = {k: str(v) for k, v in dataclasses.asdict(spec).items() if k != "path"}
+    digest = hashlib.sha256("\n".join(sorted(exclude)).encode()).hexdigest()
+    binding["exclude_sha256"] = digest if exclude else ""
     return orjson.dumps(binding, option=orjson.OPT_SORT_KEYS).decode()

@@ -1,21 +1,18 @@
 """The per-line report: one row for every input line, re-derived from the input and the ledger.
 
 The ledger stores batches, not lines, so the report reads the input again through the front half
-(:meth:`bulkresign.batching.Ingest.rows`, with the options the manifest recorded) and joins every
-accepted line with its batch: the per-ID row when there is one, else ``resigned`` by the batch's
-successful call when the batch is terminal, else ``unprocessed``. Each accepted line is checked
-against the batch the ledger holds (same ID, same position, same line), so an outcome can never be
-pinned on the wrong line. Rows stream: memory holds one batch and its attempts; the first line of
-each ID, which a duplicate line names, lives in a temporary on-disk index.
+(:meth:`bulkresign.batching.Ingest.rows`) with the options the manifest recorded, refusing an input
+whose SHA-256 is not the run's, and joins each line with the ledger (:mod:`bulkresign.join`).
+Rows stream to CSV or JSONL; a 10M-line report never sits in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import os
 import secrets
-import sqlite3
 import sys
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -31,11 +28,10 @@ from bulkresign.batching import Ingest
 from bulkresign.errors import ConfigError, LedgerError, LedgerMismatch
 from bulkresign.files import open_private
 from bulkresign.inputspec import InputSpec
-from bulkresign.ledger import TERMINAL, Attempt, BatchRecord, Ledger
-from bulkresign.models import IdType, LineOutcome
+from bulkresign.join import ReportRow, join_lines
+from bulkresign.ledger import Ledger
+from bulkresign.models import LineOutcome
 from bulkresign.pipeline import hash_file
-from bulkresign.scan import id_keys
-from bulkresign.tally import LineKind, LineRow
 
 __all__ = [
     "FIELDS",
@@ -49,17 +45,20 @@ __all__ = [
 ]
 
 #: The report's columns, in order (CSV header, JSONL keys).
-FIELDS = ("line", "id", "normalized", "outcome", "reason", "api_code", "batch", "request_id", "time")
+FIELDS = (
+    "line",
+    "id",
+    "normalized",
+    "outcome",
+    "reason",
+    "api_code",
+    "batch",
+    "request_id",
+    "time",
+)
 
 #: A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-_KIND_OUTCOME = {
-    LineKind.DUPLICATE: LineOutcome.DUPLICATE,
-    LineKind.REJECTED: LineOutcome.REJECTED_INVALID,
-    LineKind.SKIPPED: LineOutcome.SKIPPED,
-    LineKind.EXCLUDED: LineOutcome.EXCLUDED,
-}
 
 
 class ReportFormat(StrEnum):
@@ -72,24 +71,6 @@ class ReportFormat(StrEnum):
     def for_path(cls, path: Path) -> ReportFormat:
         """JSONL for a ``.jsonl``/``.ndjson`` name, CSV otherwise."""
         return cls.JSONL if path.suffix.lower() in (".jsonl", ".ndjson") else cls.CSV
-
-
-@dataclass(frozen=True, slots=True)
-class ReportRow:
-    """What became of one input line."""
-
-    line: int
-    id: str
-    """The value as given, printable and cut at 80 characters (a preview, not for re-reading)."""
-    normalized: str | None
-    """The normalized ID, exactly as it was (or would be) sent; ``None`` when the line has none."""
-    outcome: LineOutcome
-    reason: str = ""
-    api_code: int | None = None
-    batch: int | None = None
-    request_id: str | None = None
-    time: float | None = None
-    """Epoch seconds when the outcome was recorded, when the ledger knows it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +123,7 @@ def spec_from_manifest(meta: Mapping[str, str], *, path: str | None = None) -> I
         options = None
     if not isinstance(options, dict):
         raise LedgerError("the state file's manifest has no readable input_options")
+    options.pop("exclude_sha256", None)  # binds the run to its --exclude; not a read option
     unknown = sorted(set(options) - set(_OPTION_PARSERS))
     if unknown:
         raise LedgerError(
@@ -169,6 +151,8 @@ def report_rows(
     """
     meta = ledger.meta()
     ingest_meta = _ingest_meta(meta)
+    if not exclude and "exclude" in meta:
+        exclude = orjson.loads(meta["exclude"])  # the run's protected IDs, normalized
     path = input_path if input_path is not None else meta.get("input_path", "-")
     if path == "-":
         raise ConfigError(
@@ -184,14 +168,16 @@ def report_rows(
                 f"{path}: SHA-256 {actual[:16]}…, but the run read an input with "
                 f"{expected[:16]}…; the input changed since the run"
             )
-    excluded = int(cast("int", ingest_meta.get("excluded", 0)))
-    if excluded and not exclude:
+    excluded = ingest_meta.get("excluded")
+    if isinstance(excluded, int) and excluded and not exclude:
         raise ConfigError(
             f"{ledger.path}: the run excluded {excluded:,} IDs; give the same --exclude FILE"
         )
     # Without duplicates (known once the run read its whole input) no line needs a first line.
-    first = None if ingest_meta.get("duplicates") == 0 else _FirstLines(spec.id_type)
-    return _rows(ledger, ingest, expected, first)
+    rows = join_lines(
+        ledger, ingest.rows(), spec.id_type, duplicates=ingest_meta.get("duplicates") != 0
+    )
+    return _digest_checked(rows, ingest, expected)
 
 
 def _ingest_meta(meta: Mapping[str, str]) -> dict[str, object]:
@@ -199,168 +185,12 @@ def _ingest_meta(meta: Mapping[str, str]) -> dict[str, object]:
     return dict(orjson.loads(text)) if text else {}
 
 
-def _rows(
-    ledger: Ledger, ingest: Ingest, expected: str, first: _FirstLines | None
+def _digest_checked(
+    rows: Iterator[ReportRow], ingest: Ingest, expected: str
 ) -> Iterator[ReportRow]:
-    join = _Join(ledger)
-    with contextlib.ExitStack() as stack:
-        if first is not None:
-            stack.callback(first.close)
-        for row in ingest.rows():
-            if row.kind is LineKind.ACCEPTED:
-                if first is not None and row.id is not None:
-                    first.add(row.id, row.line)
-                yield join.accepted(row)
-                continue
-            reason = "" if row.reason is None else str(row.reason)
-            if row.kind is LineKind.DUPLICATE:
-                at = first.find(row.id) if first is not None and row.id is not None else None
-                reason = "duplicate of an earlier line" if at is None else f"duplicate of line {at}"
-            elif row.kind is LineKind.EXCLUDED:
-                reason = "in the --exclude list"
-            yield ReportRow(row.line, row.raw, row.id, _KIND_OUTCOME[row.kind], reason)
-        join.finish()
-        if expected and ingest.input_digest() != expected:
-            raise LedgerMismatch(f"{ingest.spec.path}: the input changed while it was read")
-
-
-class _Join:
-    """Joins accepted lines with their batch in the ledger, one batch at a time."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self._ledger = ledger
-        self._seq = -1
-        self._record: BatchRecord | None = None
-        self._seen = 0
-        self._ok: dict[str, Attempt] = {}
-        self._by_request: dict[str, Attempt] = {}
-
-    def accepted(self, row: LineRow) -> ReportRow:
-        assert row.id is not None and row.batch is not None and row.position is not None
-        if row.batch != self._seq:
-            self._load(row.batch)
-        rec = self._record
-        if rec is None:
-            return ReportRow(
-                row.line, row.raw, row.id, LineOutcome.UNPROCESSED, _UNSENT, batch=row.batch
-            )
-        self._check(rec, row)
-        self._seen += 1
-        known = rec.outcomes.get(row.id)
-        if known is not None:
-            attempt = self._by_request.get(known.request_id or "")
-            return ReportRow(
-                row.line,
-                row.raw,
-                row.id,
-                known.outcome,
-                known.message or "",
-                known.api_code,
-                row.batch,
-                known.request_id,
-                None if attempt is None else attempt.finished,
-            )
-        if rec.state in TERMINAL:
-            ok = self._ok.get(row.id)
-            return ReportRow(
-                row.line,
-                row.raw,
-                row.id,
-                LineOutcome.RESIGNED,
-                batch=row.batch,
-                request_id=None if ok is None else ok.request_id,
-                time=None if ok is None else ok.finished,
-            )
-        reason = f"batch {rec.state}: run the same `bulkresign run` again to finish it"
-        return ReportRow(row.line, row.raw, row.id, LineOutcome.UNPROCESSED, reason, batch=row.batch)
-
-    def _load(self, seq: int) -> None:
-        self._close_batch()
-        self._seq, self._seen = seq, 0
-        self._record = self._ledger.batch(seq)
-        attempts = self._ledger.attempts(seq) if self._record is not None else []
-        # An ID of a terminal batch without a per-ID row went in the batch's successful call.
-        self._ok = {i: a for a in attempts if a.outcome == "ok" for i in a.ids}
-        self._by_request = {a.request_id: a for a in attempts if a.request_id}
-
-    def _check(self, rec: BatchRecord, row: LineRow) -> None:
-        ids, lines, at = rec.batch.ids, rec.batch.lines, row.position
-        assert at is not None
-        if at >= len(ids) or ids[at] != row.id or lines[at] != row.line:
-            raise LedgerMismatch(
-                f"{self._ledger.path}: line {row.line} re-reads as batch {rec.batch.seq} "
-                f"position {at}, which the ledger holds differently; the input, its options or "
-                "--exclude differ from the run's"
-            )
-
-    def _close_batch(self) -> None:
-        rec = self._record
-        if rec is not None and self._seen != len(rec.batch.ids):
-            raise LedgerMismatch(
-                f"{self._ledger.path}: batch {rec.batch.seq} holds {len(rec.batch.ids)} IDs, "
-                f"but the input re-reads with {self._seen}; the input differs from the run's"
-            )
-
-    def finish(self) -> None:
-        """Check that the input yielded every batch the ledger holds."""
-        self._close_batch()
-        last = self._ledger.last_seq()
-        if last > self._seq:
-            raise LedgerMismatch(
-                f"{self._ledger.path}: the ledger holds {last + 1:,} batches, but the input "
-                f"re-reads into {self._seq + 1:,}; the input differs from the run's"
-            )
-
-
-_UNSENT = "not sent yet: run the same `bulkresign run` again to finish it"
-
-
-class _FirstLines:
-    """The line each accepted ID first appeared on, so that a duplicate line can name it.
-
-    A temporary SQLite database (``""``: on disk, private, deleted when closed) keyed by the dedup
-    table's own 128-bit keys (:func:`bulkresign.scan.id_keys`): a 10M-line report holds no per-ID
-    state in memory, and two values are one ID here exactly when deduplication said so.
-    """
-
-    _FLUSH = 4096
-
-    def __init__(self, id_type: IdType) -> None:
-        self._id_type = id_type
-        self._ids: list[str] = []
-        self._lines: list[int] = []
-        self._conn = sqlite3.connect("", isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=OFF")
-        self._conn.execute(
-            "CREATE TABLE first (key BLOB PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID"
-        )
-
-    def add(self, user_id: str, line: int) -> None:
-        """Remember the first line of a newly accepted ID."""
-        self._ids.append(user_id)
-        self._lines.append(line)
-        if len(self._ids) >= self._FLUSH:
-            self._flush()
-
-    def find(self, user_id: str) -> int | None:
-        """The line ``user_id`` was first accepted on, if it was."""
-        self._flush()
-        key = id_keys(self._id_type, [user_id])[0].tobytes()
-        row = self._conn.execute("SELECT line FROM first WHERE key = ?", (key,)).fetchone()
-        return None if row is None else int(row[0])
-
-    def _flush(self) -> None:
-        if not self._ids:
-            return
-        keys = [k.tobytes() for k in id_keys(self._id_type, self._ids)]
-        self._conn.execute("BEGIN")
-        self._conn.executemany("INSERT OR IGNORE INTO first VALUES (?, ?)", zip(keys, self._lines))
-        self._conn.execute("COMMIT")
-        self._ids.clear()
-        self._lines.clear()
-
-    def close(self) -> None:
-        self._conn.close()
+    yield from rows
+    if expected and ingest.input_digest() != expected:
+        raise LedgerMismatch(f"{ingest.spec.path}: the input changed while it was read")
 
 
 def write_rows(rows: Iterable[ReportRow], out: IO[str], fmt: ReportFormat) -> int:
@@ -386,9 +216,8 @@ def write_rows(rows: Iterable[ReportRow], out: IO[str], fmt: ReportFormat) -> in
             count += 1
         return count
     for r in rows:
-        record = dict(zip(FIELDS, (r.line, r.id, r.normalized, r.outcome.value), strict=False))
-        record.update(reason=r.reason, api_code=r.api_code, batch=r.batch)
-        record.update(request_id=r.request_id, time=_iso(r.time))
+        values = (r.line, r.id, r.normalized, r.outcome.value, r.reason, r.api_code, r.batch)
+        record = dict(zip(FIELDS, (*values, r.request_id, _iso(r.time)), strict=True))
         out.write(orjson.dumps(record).decode() + "\n")
         count += 1
     return count
@@ -399,6 +228,7 @@ def _cell(value: str) -> str:
     return f"'{value}" if value.startswith(_FORMULA_START) else value
 
 
+@functools.lru_cache(maxsize=256)  # rows of one batch share their time: format it once
 def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
@@ -432,11 +262,21 @@ def write_report(
         if output is None:
             written = write_rows(kept(), sys.stdout, fmt or ReportFormat.CSV)
         else:
+            read = input_path if input_path is not None else ledger.meta().get("input_path", "-")
+            _refuse_overwriting(output, {"state file": state, "input": Path(read)})
             with _replacing(output) as out:
                 written = write_rows(kept(), out, fmt or ReportFormat.for_path(output))
         return ReportSummary(sum(seen.values()), written, dict(seen))
     finally:
         ledger.close()
+
+
+def _refuse_overwriting(output: Path, needed: dict[str, Path]) -> None:
+    """Refuse an ``output`` that is the run's state file or its input: both are still needed."""
+    target = output.resolve()
+    for what, path in needed.items():
+        if path.resolve() == target:
+            raise ConfigError(f"{output}: that is the run's {what}; write the report elsewhere")
 
 
 @contextlib.contextmanager

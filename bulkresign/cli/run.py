@@ -23,6 +23,7 @@ from bulkresign.job import JobConfig, JobInfo, JobOutcome, run_job
 from bulkresign.limiter import LimiterStats
 from bulkresign.models import Endpoint
 from bulkresign.progress import show_progress
+from bulkresign.report import write_report
 from bulkresign.retry import ErrorBudget
 from bulkresign.stats import RunStats
 
@@ -203,7 +204,7 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
     """Close the records, print the summary and the resume command, pick the exit code."""
     s = outcome.stats
     ingest = read_ingest_stats(cfg.state)
-    rejected = int(ingest.get("rejected", 0)) if ingest else 0
+    rejected = ingest.get("rejected", 0) if ingest else 0
     records.close(outcome)
     print_summary(outcome, ingest, [cfg.state, records.log, records.journal])
     if not outcome.result.finished:
@@ -217,9 +218,7 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
         )
         return ExitCode.STOPPED
     if args.report is not None:
-        from bulkresign.report import write_report
-
-        write_report(cfg.state, args.report)
+        write_report(cfg.state, args.report, exclude=cfg.exclude)
         print(f"bulkresign: report written to {args.report}", file=sys.stderr)
     if s.not_found or s.failed or rejected:
         return ExitCode.PROBLEMS

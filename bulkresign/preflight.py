@@ -1,0 +1,65 @@
+"""``plan --preflight``: what the userpool says about the planned IDs, without changing anything.
+
+It uses :class:`~bulkresign.client.GenAuthReader`, which has no resign method, so a preflight is
+structurally unable to resign anyone; the tests also check that the emulator saw no resign call.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from bulkresign.client import GenAuthReader
+from bulkresign.limiter import RateLimiter
+from bulkresign.models import Batch, Endpoint, IdType
+from bulkresign.reconcile import read_back
+from bulkresign.retry import RetryPolicy
+
+__all__ = ["Preflight", "preflight"]
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """How many planned IDs the userpool does not know, has already resigned, or still has."""
+
+    unknown: int
+    already_resigned: int
+    active: int
+    calls: int
+    userpool_id: str
+
+    def as_dict(self) -> dict[str, object]:
+        """The counts as a JSON-ready dict."""
+        return {
+            "unknown": self.unknown,
+            "already_resigned": self.already_resigned,
+            "active": self.active,
+            "calls": self.calls,
+            "userpool_id": self.userpool_id,
+        }
+
+
+async def preflight(
+    reader: GenAuthReader,
+    endpoint: Endpoint,
+    id_type: IdType,
+    batches: Iterator[Batch],
+    *,
+    rate: float,
+) -> Preflight:
+    """Read every planned ID back, batch by batch, at most ``rate`` calls a second."""
+    limiter = RateLimiter(rate)
+    retry = RetryPolicy()
+    rng = random.Random()
+    unknown = resigned = active = calls = 0
+    pool = await reader.userpool_id()
+    for batch in batches:
+        found = await read_back(
+            reader, endpoint, batch.ids, id_type, limiter=limiter, retry=retry, rng=rng
+        )
+        calls += 1
+        unknown += len(found.absent)
+        resigned += len(found.resigned)
+        active += len(found.pending)
+    return Preflight(unknown, resigned, active, calls, pool)
