@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.models import MAX_BATCH, IdType
 
-__all__ = ["add_input_options", "input_spec_from_args"]
+__all__ = ["add_connection_options", "add_input_options", "input_spec_from_args"]
 
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
@@ -29,7 +30,9 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--column", help="CSV/TSV column holding the ID: a header name or a 1-based index"
     )
-    g.add_argument("--delimiter", help="CSV/TSV field separator (default , or tab)")
+    g.add_argument(
+        "--delimiter", help="CSV/TSV field separator (default , or tab; `tab` or \\t for a tab)"
+    )
     g.add_argument("--no-header", action="store_true", help="the CSV/TSV has no header row")
     g.add_argument("--field", help="JSONL key holding the ID")
     g.add_argument(
@@ -60,10 +63,28 @@ def input_spec_from_args(args: argparse.Namespace) -> InputSpec:
         id_type=IdType(args.id_type),
         format=Format(args.format),
         column=column,
-        delimiter="\t" if args.delimiter == "\\t" else args.delimiter,
+        delimiter="\t" if args.delimiter in ("\\t", "tab") else args.delimiter,
         header=not args.no_header,
         field=args.field,
         case_sensitive_email=args.case_sensitive_email,
         batch_size=args.batch_size,
         max_line_bytes=args.max_line_bytes,
+    )
+
+
+def add_connection_options(p: argparse.ArgumentParser) -> None:
+    """Options every command that talks to GenAuth shares."""
+    p.add_argument("--host", help="API host (default: $GENAUTH_HOST or https://api.genauth.ai)")
+    p.add_argument(
+        "--credentials-file",
+        type=Path,
+        help="file with accessKeyId/accessKeySecret (default: the environment)",
+    )
+    p.add_argument(
+        "--ca-file",
+        type=Path,
+        help="CA bundle to trust instead of the system roots (private deployments)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for a response (default 30)"
     )

@@ -19,7 +19,11 @@ import orjson
 
 from bulkresign.batching import Ingest
 from bulkresign.cli import ExitCode
-from bulkresign.cli.options import add_input_options, input_spec_from_args
+from bulkresign.cli.options import (
+    add_connection_options,
+    add_input_options,
+    input_spec_from_args,
+)
 from bulkresign.files import open_private
 from bulkresign.tally import IngestStats, Reject
 
@@ -45,6 +49,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="FILE",
         help="write every rejected line to FILE (CSV: line,reason,value; mode 0600)",
     )
+    p.add_argument(
+        "--preflight",
+        action="store_true",
+        help="also read every planned ID back (read-only): unknown, already resigned, active",
+    )
+    p.add_argument("--endpoint", choices=["public-account", "user"], default="public-account")
+    p.add_argument("--rate", type=float, default=100.0, help="read-back calls per second")
+    add_connection_options(p)
     p.set_defaults(func=handle)
 
 
@@ -62,10 +74,16 @@ def handle(args: argparse.Namespace) -> int:
                 writer.writerow([reject.line, reject.reason.value, _cell(reject.value)])
 
         stats = Ingest(spec, on_reject=on_reject).drain()
-    if args.json:
-        print(orjson.dumps(stats.as_dict()).decode())
-    else:
-        print(render(stats, spec.batch_size))
+    report = stats.as_dict()
+    lines = [render(stats, spec.batch_size)]
+    if args.preflight:
+        # Only a preflight loads the HTTP client; a plain plan stays offline by construction.
+        from bulkresign.cli.preflight import render_preflight, run_preflight
+
+        found = run_preflight(args, spec)
+        report["preflight"] = found.as_dict()
+        lines.append(render_preflight(found))
+    print(orjson.dumps(report).decode() if args.json else "\n".join(lines))
     return ExitCode.PROBLEMS if stats.rejected else ExitCode.OK
 
 

@@ -14,7 +14,7 @@ import anyio
 
 from bulkresign.cli import ExitCode
 from bulkresign.cli.confirm import ask_count, load_exclude, preview, show_plan
-from bulkresign.cli.options import add_input_options, input_spec_from_args
+from bulkresign.cli.options import add_connection_options, add_input_options, input_spec_from_args
 from bulkresign.cli.records import Records, print_summary, read_ingest_stats
 from bulkresign.config import Timeouts, load_credentials, resolve_host
 from bulkresign.errors import ConfigError
@@ -116,24 +116,6 @@ def add_guard_options(p: argparse.ArgumentParser) -> None:
     )
     r.add_argument("--journal", type=Path, help="audit journal (default: STATE.journal)")
     r.add_argument("--no-progress", action="store_true", help="no live progress display")
-
-
-def add_connection_options(p: argparse.ArgumentParser) -> None:
-    """Options every command that talks to GenAuth shares."""
-    p.add_argument("--host", help="API host (default: $GENAUTH_HOST or https://api.genauth.ai)")
-    p.add_argument(
-        "--credentials-file",
-        type=Path,
-        help="file with accessKeyId/accessKeySecret (default: the environment)",
-    )
-    p.add_argument(
-        "--ca-file",
-        type=Path,
-        help="CA bundle to trust instead of the system roots (private deployments)",
-    )
-    p.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to wait for a response (default 30)"
-    )
 
 
 def _positive(name: str, value: float) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import anyio
 
 from bulkresign.cli import ExitCode
-from bulkresign.cli.run import DEFAULT_RATE, add_connection_options
+from bulkresign.cli.options import add_connection_options
+from bulkresign.cli.run import DEFAULT_RATE
 from bulkresign.config import HOST_ENV, Timeouts, load_credentials, resolve_host
 from bulkresign.errors import ConfigError
 from bulkresign.ledger import Ledger

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from bulkresign.cli import main
+from bulkresign.client import GenAuthReader
 from bulkresign.emulator import DEMO_ACCESS_KEY_SECRET, RunningServer, synthetic_user_id
+from bulkresign.models import IdType
 
 
 class FakeTTY(io.StringIO):
@@ -121,3 +123,21 @@ class TestRecords:
         assert "eyJ" not in Path(f"{state}.log").read_text()
         assert synthetic_user_id(5) not in Path(f"{state}.log").read_text()
         assert main(["audit", "verify", f"{state}.journal"]) == 0
+
+
+class TestPreflight:
+    def test_preflight_counts_without_resigning(
+        self, server: RunningServer, ids_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """plan --preflight reads back: 2 unknown, 300 active; the emulator saw no resign call."""
+        server.call(lambda: server.emulator.resign([synthetic_user_id(0)], IdType.USER_ID))
+        assert main(["plan", str(ids_file), "--preflight", "--json"]) == 1
+        found = json.loads(capsys.readouterr().out)["preflight"]
+        assert found["unknown"] == 2 and found["already_resigned"] == 1
+        assert found["active"] == 299
+        requests = server.oracle(summary=True)["requests"]
+        assert not any("resign" in path for path in requests), requests  # type: ignore[union-attr]
+
+    def test_the_read_only_client_has_no_resign_method(self) -> None:
+        """plan's client is structurally unable to resign anyone."""
+        assert not hasattr(GenAuthReader, "resign_batch")

@@ -1,0 +1,48 @@
+"""``plan --preflight``: the read-only look-ups, wired to the command line.
+
+``plan`` imports this module only when asked, so a plain ``plan`` loads no HTTP client at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import anyio
+
+from bulkresign.batching import Ingest
+from bulkresign.client import GenAuthReader
+from bulkresign.config import Timeouts, load_credentials, resolve_host
+from bulkresign.inputspec import InputSpec
+from bulkresign.models import Endpoint
+from bulkresign.preflight import Preflight, preflight
+
+__all__ = ["render_preflight", "run_preflight"]
+
+
+def run_preflight(args: argparse.Namespace, spec: InputSpec) -> Preflight:
+    """Read every planned ID back through the read-only client; return the counts."""
+    host = resolve_host(args.host, os.environ)
+    credentials = load_credentials(os.environ, args.credentials_file)
+    timeouts = Timeouts(read=args.timeout, total=args.timeout * 2)
+
+    async def go() -> Preflight:
+        async with GenAuthReader(host, credentials, timeouts=timeouts, ca_file=args.ca_file) as r:
+            batches = Ingest(spec).batches()
+            return await preflight(
+                r, Endpoint(args.endpoint), spec.id_type, batches, rate=args.rate
+            )
+
+    return anyio.run(go)
+
+
+def render_preflight(found: Preflight) -> str:
+    """The look-ups' counts as lines under the plan's table."""
+    return "\n".join(
+        [
+            f"  preflight   userpool {found.userpool_id}, {found.calls:,} read-only calls",
+            f"    unknown            {found.unknown:>9,}",
+            f"    already resigned   {found.already_resigned:>9,}",
+            f"    active             {found.active:>9,}",
+        ]
+    )
