@@ -17,9 +17,10 @@ from typing import BinaryIO
 from bulkresign.dedup import KeyTable
 from bulkresign.errors import ConfigError
 from bulkresign.formats import pick_format
+from bulkresign.idkeys import id_keys
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.models import Batch
-from bulkresign.scan import Chunk, Scanner, id_keys
+from bulkresign.scan import Chunk, Scanner
 from bulkresign.source import BLOCK_SIZE, InputReader, check_readable
 from bulkresign.tally import IngestStats, LineKind, LineRow, Reject, Tally
 from bulkresign.validate import RejectReason, normalizer

@@ -23,31 +23,44 @@ so buckets follow the order of ``w0``. A block of keys is inserted in a few vect
    clusters are finished one by one.
 
 Slots fill from the left and are never freed, so a bucket with a free slot ends every probe
-sequence that reaches it. A partition grows 1.9× when it would pass a load of 0.8, so the table
-holds 20–38 bytes per key, and growing one partition at a time keeps the transient to 1/16 of it.
-A grown partition is rebuilt without probing: its keys, sorted by ``w0``, are laid out in one pass.
+sequence that reaches it. A partition grows when it would pass a load of 0.8: by 1.9×, or less
+when the reader's estimate of the final count (:meth:`KeyTable.expect`) says less will do. So the
+table holds 20–38 bytes per key (about 21 when the estimate is good), and growing one partition at
+a time keeps the transient to 1/16 of it. A grown partition is rebuilt without probing: its keys,
+sorted by ``w0``, are laid out in one pass.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["KeyBatch", "KeyTable", "scramble"]
+from bulkresign.buckets import (
+    BLOCK_KEYS,
+    BUCKET,
+    LOW24,
+    PART_BITS,
+    S24,
+    KeyBatch,
+    Scrambler,
+    bulk_build,
+    home_bucket,
+    prepare_keys,
+    probe_one,
+    ranks,
+    scramble,
+)
+
+__all__ = ["BLOCK_KEYS", "KeyBatch", "KeyTable"]
 
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 Idx = npt.NDArray[np.intp]
-Scrambler = Callable[[U64, U64], tuple[U64, U64]]
 
-PART_BITS = 4
 PARTS = 1 << PART_BITS
-BUCKET = 4
 MAX_LOAD = 0.8
 GROWTH = 1.9
 #: With an estimate of the final count, growth may stop short of GROWTH, but not below this.
@@ -57,43 +70,8 @@ AIM_LOAD = 0.75
 MIN_BUCKETS = 16
 #: Keys left in a probe that are finished one by one instead of by another vectorized round.
 SCALAR_TAIL = 64
-#: Keys prepared at once: positions must fit in the low 24 bits of the sort key.
-BLOCK_KEYS = 1 << 24
 
-_S24 = np.uint64(24)
-_LOW24 = np.uint64((1 << 24) - 1)
 _SLOT_BITS = (np.uint32(1), np.uint32(1 << 8), np.uint32(1 << 16), np.uint32(1 << 24))
-
-
-def _f(x: U64, c: np.uint64) -> U64:
-    """The round function: splitmix64's finalizer, keyed by the multiplier."""
-    z = (x ^ (x >> np.uint64(30))) * c
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def scramble(k0: U64, k1: U64) -> tuple[U64, U64]:
-    """A 128-bit bijection: ``(w0, w1)`` with ``w0`` depending on every bit of the key."""
-    w1 = k0 ^ _f(k1, np.uint64(0xBF58476D1CE4E5B9))
-    w0 = k1 ^ _f(w1, np.uint64(0x9E3779B97F4A7C15))
-    return w0, w1
-
-
-@dataclass(frozen=True, slots=True)
-class KeyBatch:
-    """Keys made ready for the table: scrambled, sorted by ``w0``, with their positions.
-
-    ``w0``/``w1``/``index`` hold the keys with ``w0 != 0`` (the first occurrence of each, when
-    prepared ``unique``), sorted by ``w0``, and each one's index in the input; ``odd`` and
-    ``odd_keys`` the others, in input order.
-    """
-
-    size: int
-    w0: U64
-    w1: U64
-    index: Idx
-    odd: Idx
-    odd_keys: list[tuple[int, int]]
 
 
 class KeyTable:
@@ -126,22 +104,7 @@ class KeyTable:
         This reads no table state, so it may run in another thread while the table is busy.
         With ``unique``, only the first occurrence of each key within ``keys`` is kept.
         """
-        if len(keys) > BLOCK_KEYS:
-            raise ValueError(f"at most {BLOCK_KEYS} keys at once, not {len(keys)}")
-        w0, w1 = self._scramble(keys[:, 0], keys[:, 1])
-        odd: Idx = np.flatnonzero(w0 == 0)
-        odd_keys = list(zip(w0[odd].tolist(), w1[odd].tolist(), strict=True))
-        live: Idx = np.flatnonzero(w0) if len(odd) else np.arange(len(keys))
-        if len(odd):
-            w0, w1 = w0[live], w1[live]
-        packed = (w0 >> _S24 << _S24) | np.arange(len(w0), dtype=np.uint64)
-        packed.sort()
-        pos = (packed & _LOW24).astype(np.intp)
-        w0, w1 = w0[pos], w1[pos]
-        if unique:
-            first = np.flatnonzero(_first_occurrences(packed >> _S24, w0, w1))
-            w0, w1, pos = w0[first], w1[first], pos[first]
-        return KeyBatch(len(keys), w0, w1, live[pos], odd, odd_keys)
+        return prepare_keys(keys, self._scramble, unique=unique)
 
     def add(self, batch: KeyBatch) -> Mask:
         """Add a prepared batch; True where a key was neither in the table nor earlier in it."""
@@ -206,7 +169,7 @@ class KeyTable:
         for p in range(PARTS):
             a, b = bounds[p], bounds[p + 1]
             if a < b:
-                home[a:b] = _home(w0[a:b], self._w0[p].shape[0])
+                home[a:b] = home_bucket(w0[a:b], self._w0[p].shape[0])
         return part, home
 
     def _probe(self, part: Idx, home: I64, w0: U64, w1: U64, *, insert: bool) -> Mask:
@@ -242,7 +205,7 @@ class KeyTable:
                 settled[check[unsure]] = True
             if insert:
                 miss = np.flatnonzero(~settled)
-                rank = _ranks((part[miss].astype(np.int64) << 40) | cur[miss])
+                rank = ranks((part[miss].astype(np.int64) << 40) | cur[miss])
                 fits = rank < free[miss]
                 go = miss[fits]
                 self._write(part[go], bucket[go], BUCKET - free[go] + rank[fits], w0[go], w1[go])
@@ -256,7 +219,7 @@ class KeyTable:
             active.tolist(), part.tolist(), cur.tolist(), w0.tolist(), w1.tolist(), strict=True
         )
         for i, p, c, a, b in slow:
-            result[i] = _probe_one(self._w0[p], self._w1[p], a, b, c, insert=insert)
+            result[i] = probe_one(self._w0[p], self._w1[p], a, b, c, insert=insert)
         return result
 
     def _gather(self, part: Idx, cur: I64) -> tuple[I64, U64]:
@@ -319,82 +282,10 @@ class KeyTable:
         self._w0[p] = np.zeros((buckets, BUCKET), np.uint64)
         self._w1[p] = np.zeros((buckets, BUCKET), np.uint64)
         if len(w0) < 1 << 24:  # sorting one word is quicker than an argsort
-            packed = (w0 >> _S24 << _S24) | np.arange(len(w0), dtype=np.uint64)
+            packed = (w0 >> S24 << S24) | np.arange(len(w0), dtype=np.uint64)
             packed.sort()
-            order = (packed & _LOW24).astype(np.intp)
+            order = (packed & LOW24).astype(np.intp)
         else:
             order = np.argsort(w0)
         w0, w1 = w0[order], w1[order]
-        _bulk_build(self._w0[p], self._w1[p], w0, w1, _home(w0, buckets))
-
-
-def _home(w0: U64, buckets: int) -> I64:
-    """Each key's first bucket: the 32 bits below the partition bits, scaled to ``buckets``."""
-    sel = (w0 >> np.uint64(32 - PART_BITS)) & np.uint64(0xFFFFFFFF)
-    return ((sel * np.uint64(buckets)) >> np.uint64(32)).astype(np.int64)
-
-
-def _first_occurrences(top: U64, w0: U64, w1: U64) -> Mask:
-    """For keys sorted by (top bits, position): True at the first occurrence of each key."""
-    first = np.ones(len(top), np.bool_)
-    if len(top) < 2:
-        return first
-    same_top = top[1:] == top[:-1]
-    same_key = same_top & (w0[1:] == w0[:-1]) & (w1[1:] == w1[:-1])
-    first[1:] = ~same_key
-    clash = np.flatnonzero(same_top & ~same_key)
-    if clash.size:  # distinct keys share the top bits: settle those runs exactly (rare)
-        run_start = np.flatnonzero(np.concatenate(([True], ~same_top)))
-        for r in np.unique(np.searchsorted(run_start, clash + 1, side="right") - 1).tolist():
-            a = int(run_start[r])
-            b = int(run_start[r + 1]) if r + 1 < len(run_start) else len(top)
-            seen: set[tuple[int, int]] = set()
-            for j in range(a, b):
-                key = (int(w0[j]), int(w1[j]))
-                first[j] = key not in seen
-                seen.add(key)
-    return first
-
-
-def _probe_one(t0: U64, t1: U64, w0: int, w1: int, bucket: int, *, insert: bool) -> bool:
-    """One key's probe, in plain Python: True if added (``insert``) or found."""
-    buckets = t0.shape[0]
-    for step in range(buckets):
-        b = (bucket + step) % buckets
-        for j, stored in enumerate(t0[b].tolist()):
-            if stored == w0 and int(t1[b, j]) == w1:
-                return not insert
-            if stored == 0:
-                if insert:
-                    t0[b, j], t1[b, j] = w0, w1
-                return insert
-    raise AssertionError("key table overfull")  # unreachable below MAX_LOAD
-
-
-def _bulk_build(t0: U64, t1: U64, w0: U64, w1: U64, home: I64) -> None:
-    """Fill empty tables with unique keys sorted by home bucket, without probing rounds.
-
-    Placing each key at ``max(first slot of its home bucket, previous key's slot + 1)`` is what
-    inserting them one by one would do: every slot between a key's home and its place is taken,
-    so a lookup never stops short of it. Keys pushed past the last slot wrap around to the first
-    free slots, one at a time (a handful at most).
-    """
-    idx = np.arange(len(w0), dtype=np.int64)
-    pos = np.maximum.accumulate(home * BUCKET - idx) + idx
-    flat0, flat1 = t0.reshape(-1), t1.reshape(-1)
-    fit = int(np.searchsorted(pos, len(flat0)))  # positions ascend: the overflow is a tail
-    flat0[pos[:fit]] = w0[:fit]
-    flat1[pos[:fit]] = w1[:fit]
-    for a, b, h in zip(w0[fit:].tolist(), w1[fit:].tolist(), home[fit:].tolist(), strict=True):
-        _probe_one(t0, t1, a, b, h, insert=True)
-
-
-def _ranks(sorted_ids: I64) -> I64:
-    """Each element's index within its run of equal values (the input is sorted)."""
-    n = len(sorted_ids)
-    idx = np.arange(n)
-    if not n:
-        return idx
-    start = np.ones(n, np.bool_)
-    start[1:] = sorted_ids[1:] != sorted_ids[:-1]
-    return idx - np.maximum.accumulate(np.where(start, idx, 0))
+        bulk_build(self._w0[p], self._w1[p], w0, w1, home_bucket(w0, buckets))

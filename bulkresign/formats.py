@@ -1,6 +1,7 @@
 """Formats: which line holds which field — plain lines, CSV/TSV, JSONL — and ``--format auto``.
 
-Each parser turns the reader's pieces into one :class:`Item` per physical line, in order: the field
+Each parser (CSV/TSV in :mod:`bulkresign.csvrecords`) turns the reader's pieces into one
+:class:`Item` per physical line, in order: the field
 the line carries, or why it carries none (a skip or a rejection). Checks shared by every format
 come first, in this order: blank (spaces and tabs only), [plain lines: ``#`` comment], longer than
 the limit, NUL byte, invalid UTF-8. Structural faults that make the whole input unusable (a CSV
@@ -9,9 +10,7 @@ without the named column, a JSON field that is not a string) raise :class:`Input
 
 from __future__ import annotations
 
-import csv
 import os
-from collections import deque
 from collections.abc import Iterator
 from typing import NamedTuple
 
@@ -23,7 +22,17 @@ from bulkresign.models import IdType
 from bulkresign.source import LongLine, Piece
 from bulkresign.validate import RejectReason, SkipReason, preview_text
 
-__all__ = ["CsvParser", "Item", "JsonlParser", "classify_plain", "pick_format", "plain_items"]
+__all__ = [
+    "ID_NAMES",
+    "Item",
+    "JsonlParser",
+    "classify_plain",
+    "physical_lines",
+    "pick_format",
+    "plain_items",
+    "precheck",
+    "squash",
+]
 
 
 class Item(NamedTuple):
@@ -37,7 +46,7 @@ class Item(NamedTuple):
 
 
 #: Header names (lowercased, letters and digits only) taken for the ID column when none is named.
-_ID_NAMES: dict[IdType, tuple[str, ...]] = {
+ID_NAMES: dict[IdType, tuple[str, ...]] = {
     IdType.USER_ID: ("userid",),
     IdType.EMAIL: ("email", "emailaddress", "mail"),
     IdType.PHONE: ("phone", "phonenumber", "mobile"),
@@ -56,7 +65,7 @@ _EXTENSIONS = {
 }
 
 
-def _squash(name: str) -> str:
+def squash(name: str) -> str:
     return "".join(ch for ch in name.lower() if ch.isalnum())
 
 
@@ -95,7 +104,7 @@ def _auto(spec: InputSpec, name: str, sample: bytes) -> tuple[Format, str]:
     return Format.LINES, "from the content: one value per line"
 
 
-def _physical(pieces: Iterator[Piece]) -> Iterator[tuple[int, bytes | LongLine]]:
+def physical_lines(pieces: Iterator[Piece]) -> Iterator[tuple[int, bytes | LongLine]]:
     """Each line's bytes without ``\\n`` and one trailing ``\\r``, or its :class:`LongLine`."""
     for piece in pieces:
         if isinstance(piece, LongLine):
@@ -107,7 +116,7 @@ def _physical(pieces: Iterator[Piece]) -> Iterator[tuple[int, bytes | LongLine]]
             line += 1
 
 
-def _precheck(line: int, content: bytes | LongLine, limit: int) -> Item | str:
+def precheck(line: int, content: bytes | LongLine, limit: int) -> Item | str:
     """The checks every format shares; the decoded text when the line passes them."""
     if isinstance(content, LongLine):
         if content.blank:
@@ -130,7 +139,7 @@ def classify_plain(line: int, content: bytes, limit: int) -> Item:
     stripped = content.lstrip(b" \t")
     if stripped[:1] == b"#":
         return Item(line, None, SkipReason.COMMENT, content)
-    checked = _precheck(line, content, limit)
+    checked = precheck(line, content, limit)
     if isinstance(checked, Item):
         return checked
     return Item(line, checked, None, checked)
@@ -138,148 +147,16 @@ def classify_plain(line: int, content: bytes, limit: int) -> Item:
 
 def plain_items(pieces: Iterator[Piece], limit: int) -> Iterator[Item]:
     """Plain lines: one value per line; blank and ``#`` comment lines are skipped."""
-    for line, content in _physical(pieces):
+    for line, content in physical_lines(pieces):
         if isinstance(content, LongLine):
             if content.comment and not content.blank:
                 yield Item(line, None, SkipReason.COMMENT, content.head)
             else:
-                checked = _precheck(line, content, limit)
+                checked = precheck(line, content, limit)
                 assert isinstance(checked, Item)
                 yield checked
         else:
             yield classify_plain(line, content, limit)
-
-
-class CsvParser:
-    """CSV/TSV records, RFC 4180 quoting, one column taken.
-
-    A quoted field may hold line breaks; its record then spans several physical lines, is counted
-    at its first line, and the lines after it are skipped as ``continuation``. A record that is
-    still open when it passes ``limit`` bytes or the end of the input is rejected at its first
-    line (``bad_csv``), and the lines after it are read again on their own.
-    """
-
-    def __init__(self, spec: InputSpec, fmt: Format, name: str, limit: int) -> None:
-        self.name = name
-        self.limit = limit
-        self.delimiter = spec.delimiter or ("\t" if fmt is Format.TSV else ",")
-        self.column = spec.column
-        self.id_type = spec.id_type
-        self.want_header = spec.header
-        self.index: int | None = None if spec.header else int(spec.column or 1) - 1
-        self.note = "" if self.index is None else f"column {self.index + 1}"
-
-    def _split(self, text: str) -> list[str] | None:
-        """The fields of one record, ``None`` while a quoted field is still open."""
-        if '"' not in text:
-            return text.split(self.delimiter)
-        try:
-            rows = list(csv.reader([text], delimiter=self.delimiter, strict=True))
-        except csv.Error as exc:
-            if "unexpected end of data" in str(exc):
-                return None
-            raise ValueError(str(exc)) from None
-        return rows[0] if rows else [""]
-
-    def items(self, pieces: Iterator[Piece]) -> Iterator[Item]:
-        """One item per physical line, in order."""
-        lines = _physical(pieces)
-        pushed: deque[tuple[int, bytes | LongLine]] = deque()
-        while True:
-            entry = pushed.popleft() if pushed else next(lines, None)
-            if entry is None:
-                return
-            line, content = entry
-            checked = _precheck(line, content, self.limit)
-            if isinstance(checked, Item):
-                if self.index is None and checked.reason not in (None, SkipReason.BLANK):
-                    raise InputError(
-                        f"unreadable header ({checked.reason})", path=self.name, line=line
-                    )
-                yield checked
-                continue
-            assert isinstance(content, bytes)
-            text, group = checked, [entry]
-            try:
-                fields = self._split(text)
-                size = len(content)
-                while fields is None:
-                    nxt = pushed.popleft() if pushed else next(lines, None)
-                    if nxt is None:
-                        break
-                    group.append(nxt)
-                    more = nxt[1]
-                    if isinstance(more, LongLine) or b"\0" in more:
-                        break
-                    size += 1 + len(more)
-                    if size > self.limit:
-                        break
-                    try:
-                        text += "\n" + more.decode("utf-8")
-                    except UnicodeDecodeError:
-                        break
-                    fields = self._split(text)
-            except ValueError:
-                fields = None
-            if fields is None:
-                if self.index is None:
-                    raise InputError(
-                        "unreadable header (unbalanced quotes)", path=self.name, line=line
-                    )
-                yield Item(line, None, RejectReason.BAD_CSV, content)
-                pushed.extendleft(reversed(group[1:]))
-                continue
-            yield self._record(line, fields, text)
-            for later, more in group[1:]:
-                assert isinstance(more, bytes)  # a record closes only over ordinary lines
-                yield Item(later, None, SkipReason.CONTINUATION, more)
-
-    def _record(self, line: int, fields: list[str], text: str) -> Item:
-        if self.index is None:
-            self.index = self._resolve(line, [f.strip(" \t") for f in fields])
-            return Item(line, None, SkipReason.HEADER, text)
-        if self.index >= len(fields):
-            return Item(line, None, RejectReason.MISSING_COLUMN, text)
-        value = fields[self.index]
-        return Item(line, value, None, value)
-
-    def _resolve(self, line: int, names: list[str]) -> int:
-        """The index of the ID column, from ``--column`` or the header's names."""
-        shown = ", ".join(repr(n) for n in names[:20]) + (", …" if len(names) > 20 else "")
-        if isinstance(self.column, int):
-            if self.column > len(names):
-                raise InputError(
-                    f"--column {self.column}: the header has {len(names)} columns ({shown})",
-                    path=self.name,
-                    line=line,
-                )
-            index = self.column - 1
-        elif isinstance(self.column, str):
-            exact = [i for i, n in enumerate(names) if n == self.column]
-            loose = [i for i, n in enumerate(names) if n.lower() == self.column.lower()]
-            found = exact or loose
-            if len(found) != 1:
-                why = "no column" if not found else "more than one column"
-                raise InputError(
-                    f"{why} named {self.column!r}; the header has: {shown}",
-                    path=self.name,
-                    line=line,
-                )
-            index = found[0]
-        else:
-            wanted = _ID_NAMES[self.id_type]
-            found = [i for i, n in enumerate(names) if _squash(n) in wanted]
-            if len(names) == 1:
-                found = [0]
-            if len(found) != 1:
-                raise InputError(
-                    f"name the ID column with --column; the header has: {shown}",
-                    path=self.name,
-                    line=line,
-                )
-            index = found[0]
-        self.note = f"column {index + 1} ({names[index]!r})"
-        return index
 
 
 class JsonlParser:
@@ -294,8 +171,8 @@ class JsonlParser:
 
     def items(self, pieces: Iterator[Piece]) -> Iterator[Item]:
         """One item per physical line, in order."""
-        for line, content in _physical(pieces):
-            checked = _precheck(line, content, self.limit)
+        for line, content in physical_lines(pieces):
+            checked = precheck(line, content, self.limit)
             if isinstance(checked, Item):
                 yield checked
                 continue
@@ -322,8 +199,8 @@ class JsonlParser:
                 )
 
     def _resolve(self, line: int, obj: dict[str, object]) -> str:
-        squashed = {_squash(k): k for k in obj}
-        for name in _ID_NAMES[self.id_type]:
+        squashed = {squash(k): k for k in obj}
+        for name in ID_NAMES[self.id_type]:
             if name in squashed:
                 self.field = squashed[name]
                 self.note = f"field {self.field!r}"

@@ -10,7 +10,6 @@ ObjectId's 12 bytes or by a 128-bit BLAKE2b digest of the normalized value.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -18,9 +17,11 @@ from itertools import islice
 import numpy as np
 import numpy.typing as npt
 
+from bulkresign.csvrecords import CsvParser
 from bulkresign.dedup import KeyBatch, KeyTable
 from bulkresign.fastpath import OBJECT_ID_LEN, split_hex_block
-from bulkresign.formats import CsvParser, Item, JsonlParser, classify_plain, plain_items
+from bulkresign.formats import Item, JsonlParser, classify_plain, plain_items
+from bulkresign.idkeys import id_keys
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.models import IdType
 from bulkresign.readahead import read_ahead
@@ -34,7 +35,7 @@ from bulkresign.validate import (
     preview_text,
 )
 
-__all__ = ["CHUNK_LINES", "Chunk", "Detail", "Scanner", "id_keys"]
+__all__ = ["CHUNK_LINES", "Chunk", "Detail", "Scanner"]
 
 #: Lines per chunk on the per-line path: enough to amortize one vectorized dedup call.
 CHUNK_LINES = 1 << 16
@@ -59,17 +60,6 @@ class Chunk:
     detail: list[Detail] | None = None
     consumed: int = 0
     """Bytes of text read by the time this chunk was formed (for size estimates)."""
-
-
-def id_keys(id_type: IdType, ids: list[str]) -> U64:
-    """The 128-bit dedup keys of normalized IDs, as ``(len(ids), 2)`` uint64."""
-    if id_type is IdType.USER_ID:
-        raw = np.frombuffer(bytes.fromhex("".join(ids)), np.uint8).reshape(-1, 12)
-        padded = np.zeros((len(ids), 16), np.uint8)
-        padded[:, :12] = raw
-        return padded.view(np.uint64)
-    digests = b"".join(hashlib.blake2b(v.encode(), digest_size=16).digest() for v in ids)
-    return np.frombuffer(digests, np.uint64).reshape(-1, 2)
 
 
 def _preview(raw: bytes | str) -> str:
@@ -99,7 +89,8 @@ class Scanner:
         exclude: IDs never to accept, or ``None``.
         detailed: also describe every line (:attr:`Chunk.detail`); takes the per-line path.
         fast: allow the vectorized path (tests turn it off to compare the two).
-        threaded: parse and key the next blocks in a helper thread while the table works.
+        threaded: parse and key the next blocks in a helper thread while the table works
+            (on the vectorized path, where numpy releases the GIL).
     """
 
     def __init__(
@@ -121,9 +112,10 @@ class Scanner:
         self.seen = seen
         self.exclude = exclude
         self.detailed = detailed
-        self.fast = fast and not detailed and fmt is Format.LINES
-        self.fast = self.fast and spec.id_type is IdType.USER_ID
-        self.threaded = threaded
+        self.blockwise = fast and not detailed and fmt is Format.LINES
+        self.hex = self.blockwise and spec.id_type is IdType.USER_ID
+        # Only the numpy path gains from a second thread: elsewhere both halves hold the GIL.
+        self.threaded = threaded and self.hex
         self.parser: CsvParser | JsonlParser | None = None
 
     @property
@@ -141,10 +133,10 @@ class Scanner:
 
     def _pending(self, reader: InputReader) -> Iterator[_Pending]:
         pieces = reader.pieces(self.limit)
-        if self.fast:
+        if self.blockwise:
             for piece in pieces:
                 if isinstance(piece, Lines):
-                    pending = self._hex_pending(piece)
+                    pending = self._hex_pending(piece) if self.hex else self._text_pending(piece)
                 else:
                     pending = self._items_pending(list(plain_items(iter((piece,)), self.limit)))
                 pending.chunk.consumed = reader.text_read
@@ -225,6 +217,44 @@ class Scanner:
         pending = self._keyed(chunk, np.array(id_lines, np.int64), ids, keys)
         pending.slots = slots
         return pending
+
+    def _text_pending(self, piece: Lines) -> _Pending:
+        """Plain lines of any ID type, a block at a time when the block is clean UTF-8.
+
+        The per-line path's checks in its order — comment, blank, length, NUL, UTF-8 — give the
+        same answers here: a block with a NUL, bad UTF-8 or a line that may be too long takes
+        the per-line path instead.
+        """
+        data = piece.data
+        text = None
+        if b"\0" not in data:
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        lines = text.split("\n")[:-1] if text is not None else []
+        if text is None or max(map(len, lines), default=0) * 4 > self.limit:
+            return self._items_pending(list(plain_items(iter((piece,)), self.limit)))
+        chunk = Chunk(len(lines), np.empty(0, np.int64), b"")
+        ids: list[str] = []
+        id_lines: list[int] = []
+        skipped = chunk.skipped
+        normalize = self.normalize
+        for number, line in enumerate(lines, piece.first_line):
+            value = line[:-1] if line.endswith("\r") else line
+            head = value.lstrip(" \t")
+            if not head or head[0] == "#":
+                reason = SkipReason.COMMENT if head else SkipReason.BLANK
+                skipped[reason] = skipped.get(reason, 0) + 1
+                continue
+            normalized = normalize(value)
+            if isinstance(normalized, RejectReason):
+                chunk.rejects.append(Reject(number, normalized, preview_text(value)))
+            else:
+                ids.append(normalized)
+                id_lines.append(number)
+        keys = id_keys(self.spec.id_type, ids) if ids else np.empty((0, 2), np.uint64)
+        return self._keyed(chunk, np.array(id_lines, np.int64), ids, keys)
 
     def _hex_pending(self, piece: Lines) -> _Pending:
         data = piece.data

@@ -19,12 +19,12 @@ import os
 import select
 import stat
 import sys
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO
 
+from bulkresign.decoding import BOM, FOREIGN, GZIP_MAGIC, binary_verdict, gunzip, prepend
 from bulkresign.errors import InputError
 from bulkresign.validate import PREVIEW_BYTES
 
@@ -34,21 +34,6 @@ __all__ = ["BLOCK_SIZE", "InputReader", "LongLine", "Lines", "Piece", "check_rea
 BLOCK_SIZE = 2 << 20
 #: How much of the text is inspected to refuse binaries and to pick a format.
 SNIFF_BYTES = 8192
-
-_BOM = b"\xef\xbb\xbf"
-_GZIP = b"\x1f\x8b"
-_FOREIGN = (
-    (b"\xff\xfe", "UTF-16/32 text (byte-order mark FF FE); save it as UTF-8"),
-    (b"\xfe\xff", "UTF-16 text (byte-order mark FE FF); save it as UTF-8"),
-    (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook?); export it as CSV or extract it first"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook; export it as CSV"),
-    (b"\xfd7zXZ\x00", "xz-compressed; pipe it through `xz -dc` into `-`"),
-    (b"\x28\xb5\x2f\xfd", "zstd-compressed; pipe it through `zstd -dc` into `-`"),
-    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive; extract it first"),
-)
-#: Bytes text is made of: all but C0 controls (tab, LF, VT, FF, CR and ESC excepted) and DEL.
-_NOT_PRINTABLE = bytes(b for b in range(256) if not (0x20 <= b < 0x7F or b in b"\t\n\r"))
-_TEXT_BYTES = bytes(b for b in range(256) if b >= 0x20 and b != 0x7F or b in b"\t\n\v\f\r\x1b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +190,7 @@ class InputReader:
             first += block
             if len(first) >= 8:
                 break
-        if first.startswith(_GZIP):
+        if first.startswith(GZIP_MAGIC):
             self.gzip = True
             yield from self._gunzip(first, raw)
             return
@@ -214,33 +199,7 @@ class InputReader:
         yield from raw
 
     def _gunzip(self, first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-        """Inflate gzip members one after another, never more than a block per call (bombs)."""
-        inflater = zlib.decompressobj(wbits=31)
-        started = False
-        for chunk in _prepend(first, rest):
-            data = chunk
-            while True:
-                if not started:
-                    data = data.lstrip(b"\0")  # zero padding after the last member is allowed
-                    if not data:
-                        break
-                    started = True
-                try:
-                    out = inflater.decompress(data, self.block_size)
-                except zlib.error as exc:
-                    raise self._fail(f"corrupt gzip data ({exc})") from None
-                if out:
-                    yield out
-                if inflater.eof:  # another member may follow
-                    data = inflater.unused_data
-                    inflater = zlib.decompressobj(wbits=31)
-                    started = False
-                    continue
-                data = inflater.unconsumed_tail
-                if not data and not out:
-                    break  # needs more input
-        if started:
-            raise self._fail("truncated gzip data (the file ends inside a member)")
+        return gunzip(first, rest, self.block_size, self._fail)
 
     def _sniffed(self) -> Iterator[bytes]:
         """Check the start of the text, then yield it and the rest; ``sample`` is set on return."""
@@ -252,20 +211,20 @@ class InputReader:
                 break
         if not head:
             raise self._fail("empty file" if not self.gzip else "empty after gunzip")
-        for magic, what in _FOREIGN:
+        for magic, what in FOREIGN:
             if head.startswith(magic):
                 raise self._fail(f"not a text file: {what}")
-        if head.startswith(_BOM):
-            head = head[len(_BOM) :]
+        if head.startswith(BOM):
+            head = head[len(BOM) :]
             if not head:  # a slow pipe may have sent the mark alone
                 head = next((block for block in decoded if block), b"")
             if not head:
                 raise self._fail("empty file (only a byte-order mark)")
         self.sample = head[:SNIFF_BYTES]
-        verdict = _binary_verdict(self.sample)
+        verdict = binary_verdict(self.sample)
         if verdict is not None:
             raise self._fail(f"not a text file: {verdict}")
-        return _prepend(head, decoded)
+        return prepend(head, decoded)
 
     def pieces(self, limit: int) -> Iterator[Piece]:
         """Cut the text into lines of at most ``limit`` bytes (without ``\\n`` and one ``\\r``)."""
@@ -332,35 +291,3 @@ class _LongLine:
         blank = self.first_sig is None or (self.first_sig == 0x0D and self.sig_pos == length)
         head = self.head[:length] if self.length <= len(self.head) else self.head
         return LongLine(self.line, head, length, blank, self.first_sig == ord("#"))
-
-
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    if first:
-        yield first
-    yield from rest
-
-
-def _binary_verdict(sample: bytes) -> str | None:
-    """Why ``sample`` is not text, or ``None``.
-
-    A few stray NULs make rejected lines, not a refused file; a file whose start is more than 5%
-    control bytes is binary (the threshold git and file(1) use is similar in spirit: any NUL in the
-    first 8000 bytes; ours tolerates damaged text).
-    """
-    controls = len(sample.translate(None, _TEXT_BYTES))
-    if controls <= max(8, len(sample) // 20):
-        return None
-    for zeros, text, order in (
-        (sample[1::2], sample[0::2], "LE"),
-        (sample[0::2], sample[1::2], "BE"),
-    ):
-        if zeros.count(0) > 0.4 * len(zeros) and _mostly_printable(text.replace(b"\0", b"")):
-            return f"looks like UTF-16{order} text without a byte-order mark; save it as UTF-8"
-    share = 100 * controls // len(sample)
-    return f"binary data ({share}% control bytes in the first {len(sample)} bytes)"
-
-
-def _mostly_printable(data: bytes) -> bool:
-    """Whether at least 90% of ``data`` is printable ASCII, tab or a line ending."""
-    printable = len(data.translate(None, _NOT_PRINTABLE))
-    return bool(data) and printable >= 0.9 * len(data)

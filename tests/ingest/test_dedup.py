@@ -10,9 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkresign.dedup import KeyTable, scramble
+from bulkresign.buckets import scramble
+from bulkresign.dedup import KeyTable
+from bulkresign.idkeys import id_keys
 from bulkresign.models import IdType
-from bulkresign.scan import id_keys
 
 U64 = npt.NDArray[np.uint64]
 

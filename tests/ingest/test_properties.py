@@ -120,13 +120,13 @@ class TestAnyBytes:
         """Compressed, the same bytes give the same invariants."""
         check(data, Format.LINES, IdType.USER_ID, 3, block, packed=True)
 
-    @settings(max_examples=60, deadline=None)
-    @given(data=text_like())
-    def test_fast_and_per_line_paths_agree(self, data: bytes) -> None:
-        """The vectorized user_id path and the per-line path give identical counts."""
+    @settings(max_examples=100, deadline=None)
+    @given(data=text_like(), id_type=st.sampled_from([IdType.USER_ID, IdType.EMAIL, IdType.PHONE]))
+    def test_fast_and_per_line_paths_agree(self, data: bytes, id_type: IdType) -> None:
+        """The block-at-a-time paths and the per-line path give identical counts."""
 
         def stats(fast: bool) -> object:
-            spec = InputSpec("-", format=Format.LINES)
+            spec = InputSpec("-", id_type, Format.LINES, max_line_bytes=40)
             try:
                 return Ingest(spec, stdin=io.BytesIO(data), fast=fast, block_size=16).drain()
             except InputError as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -57,6 +59,15 @@ class TestEmail:
     def test_rules(self, raw: str, expected: str | RejectReason) -> None:
         """A dot-atom address on a dotted domain, lowercased whole."""
         assert check(IdType.EMAIL, raw) == expected
+
+    @given(raw=st.text(alphabet='aZ0.-@_+!#"()[]:;, ', max_size=16))
+    def test_agrees_with_the_rfc_pattern(self, raw: str) -> None:
+        """On ASCII input the rules are exactly the dot-atom / LDH-domain pattern."""
+        atom = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+"
+        label = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+        match = re.fullmatch(rf"({atom}(?:\.{atom})*)@({label}(?:\.{label})+)", raw)
+        ok = bool(match) and len(match[1]) <= 64 and not match[2].rsplit(".", 1)[1].isdigit()
+        assert (check(IdType.EMAIL, raw) == raw.lower()) == ok
 
     def test_case_sensitive_option_keeps_case(self) -> None:
         """--case-sensitive-email sends the address as written."""
