@@ -1,0 +1,129 @@
+"""Benchmark 3, raw ceiling: how fast can bulkresign go when nothing but this machine limits it?
+
+The emulator runs unlimited, without latency, in its own process on 127.0.0.1; each client runs
+in this process, so its CPU time is measured alone. The same input is resigned, alternately, by
+bulkresign (the whole run: ingest, durable ledger, pacing at an unreachable rate), the naive SDK
+baseline, and bare aiohttp (the HTTP floor); medians over the repetitions. Then bulkresign runs
+at ``--rate 300`` (20 ms latency) to measure what a real run costs the machine. Targets:
+≥ 3,000 req/s on 2 cores, and ≤ 25 % of one core at 300 req/s.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+from benchmarks.clients import (
+    THREADS,
+    ClientRun,
+    run_bare_aiohttp,
+    run_bulkresign,
+    run_sdk,
+)
+from benchmarks.common import EmulatorProcess, Section, median, scratch, standalone, table
+from bulkresign.bench import Check, write_ids
+from bulkresign.models import MAX_BATCH
+
+__all__ = ["NAME", "main", "run"]
+
+NAME = "Raw ceiling"
+TARGET_RPS = 3000.0
+PACED_RATE = 300.0
+TARGET_CORE_SHARE = 0.25
+
+
+def run(big: bool, command: str) -> Section:
+    """Alternate the three clients over 200k IDs (1M with ``big``), then pace at 300/s."""
+    ids, reps, paced_seconds = (1_000_000, 5, 30) if big else (200_000, 3, 10)
+    runs: dict[str, list[ClientRun]] = {"bulkresign": [], "sdk": [], "aiohttp": []}
+    with scratch() as work:
+        source = write_ids(work / "ids", ids)
+        with EmulatorProcess(rate_limit=0) as emu:
+            clients: dict[str, Callable[[int], ClientRun]] = {
+                "bulkresign": lambda i: run_bulkresign(
+                    emu.url, source, work / f"state-{i}", timeout=300
+                ),
+                "sdk": lambda i: run_sdk(emu.url, source, timeout=300),
+                "aiohttp": lambda i: run_bare_aiohttp(emu.url, source, timeout=300),
+            }
+            for i in range(reps):
+                for name, client in clients.items():
+                    runs[name].append(client(i))
+                    print(f"ceiling: rep {i + 1} {name}: {_brief(runs[name][-1])}", flush=True)
+        paced_source = write_ids(
+            work / "paced", int(PACED_RATE * paced_seconds * MAX_BATCH), seed=1
+        )
+        with EmulatorProcess(rate_limit=0, latency_ms=20) as emu:
+            paced = run_bulkresign(
+                emu.url, paced_source, work / "state-paced", rate=PACED_RATE, timeout=120
+            )
+    ours, sdk, bare = (median([r.per_second for r in runs[k]]) for k in runs)
+    share = paced.cpu / paced.wall
+    rows = [
+        _row("bulkresign (`run_job`: ingest, durable ledger, pacing)", runs["bulkresign"]),
+        _row(f"authing SDK, {THREADS} threads, no ledger (naive baseline)", runs["sdk"]),
+        _row(f"bare aiohttp, {THREADS} connections (HTTP floor, no tool)", runs["aiohttp"]),
+    ]
+    body = (
+        f"{ids:,} IDs ({ids // MAX_BATCH:,} requests of 50) per run, {reps} alternating runs of "
+        "each client against one unlimited emulator process (no latency); medians. CPU is this "
+        "process's, all threads; the emulator's is not counted.\n\n"
+        + table(
+            [
+                "client",
+                "requests/s",
+                "users/s",
+                "CPU s / 1,000 requests",
+                "cores busy",
+                "every run, req/s",
+            ],
+            rows,
+        )
+        + f"\n\nbulkresign / SDK: **{ours / sdk:.2f}×** the requests per second; bulkresign / "
+        f"bare aiohttp: {ours / bare:.2f}×.\n\n"
+        f"Paced: bulkresign at `--rate {PACED_RATE:g}` (unlimited emulator, 20 ms latency), "
+        f"{paced.requests:,} requests in {paced.wall:.1f} s ({paced.per_second:,.1f} req/s): "
+        f"{paced.cpu:.2f} CPU s = **{share:.1%} of one core** "
+        f"({paced.cpu_per_1000:.2f} CPU s per 1,000 requests)."
+    )
+    all_done = all(r.finished for rs in runs.values() for r in rs) and paced.finished
+    checks = (
+        Check(
+            "requests/s, unlimited",
+            f"{ours:,.0f} req/s ({ours * MAX_BATCH:,.0f} users/s)",
+            f"≥ {TARGET_RPS:,.0f}",
+            ours >= TARGET_RPS and all_done,
+        ),
+        Check(
+            f"CPU at {PACED_RATE:g} req/s",
+            f"{share:.1%} of one core",
+            f"≤ {TARGET_CORE_SHARE:.0%}",
+            share <= TARGET_CORE_SHARE and paced.finished,
+        ),
+    )
+    return Section(NAME, command, body, checks)
+
+
+def _row(label: str, runs: Sequence[ClientRun]) -> tuple[str, ...]:
+    rps = median([r.per_second for r in runs])
+    return (
+        label,
+        f"{rps:,.0f}",
+        f"{rps * MAX_BATCH:,.0f}",
+        f"{median([r.cpu_per_1000 for r in runs]):.2f}",
+        f"{median([r.cpu / r.wall for r in runs]):.2f}",
+        ", ".join(f"{r.per_second:,.0f}" + ("" if r.finished else " (timed out)") for r in runs),
+    )
+
+
+def _brief(r: ClientRun) -> str:
+    return f"{r.per_second:,.0f} req/s, {r.cpu_per_1000:.2f} CPU s/1k, failed {r.failed}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.ceiling [--big]``."""
+    return standalone("ceiling", run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
