@@ -98,6 +98,14 @@ def test_intent_is_committed_before_each_request_arrives(tmp_path: Path) -> None
     assert not misses
 
 
+def wait_for_resigns(server: RunningServer, n: int, timeout: float = 20.0) -> None:
+    """Block until the emulator has applied ``n`` resign calls (the run is under way)."""
+    deadline = time.monotonic() + timeout
+    while int(server.oracle(summary=True)["resign_requests"]) < n:  # type: ignore[call-overload]
+        assert time.monotonic() < deadline, "the run never started sending"
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.timeout(90)
 def test_a_signal_stops_resumably_and_prints_the_resume_command(
@@ -109,7 +117,8 @@ def test_a_signal_stops_resumably_and_prints_the_resume_command(
     proc = subprocess.Popen(
         runner.argv(), env=runner.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(1.5)
+    wait_for_resigns(emulator_server, 1)
+    time.sleep(0.3)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
@@ -135,7 +144,7 @@ def test_a_second_signal_stops_at_once_and_the_next_run_reads_back(
     proc = subprocess.Popen(
         runner.argv(), env=runner.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(1.2)
+    wait_for_resigns(emulator_server, 1)
     emulator_server.call(lambda: emulator_server.emulator.reconfigure(latency_ms=4000.0))
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
