@@ -39,15 +39,19 @@ _COMMANDS = ("plan", "run", "status", "report", "verify", "audit", "emulator", "
 Handler = Callable[[argparse.Namespace], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every sub-command that is installed."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Build the top-level parser: with every sub-command, or with ``only`` that one.
+
+    Importing a sub-command can be costly (``run`` pulls in aiohttp, ``emulator`` the server), so
+    ``main`` imports just the one named on the command line; ``--help`` imports them all.
+    """
     parser = argparse.ArgumentParser(
         prog="bulkresign",
         description="Resign very large lists of GenAuth users, exactly once, resumably.",
     )
     parser.add_argument("--version", action="version", version=f"bulkresign {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in _COMMANDS:
+    for name in _COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"bulkresign.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -60,8 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command and return its exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    named = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(named if named in _COMMANDS else None)
+    args = parser.parse_args(words)
     handler: Handler = args.func
     try:
         return handler(args)
