@@ -40,9 +40,7 @@ import numpy.typing as npt
 from bulkresign.buckets import (
     BLOCK_KEYS,
     BUCKET,
-    LOW24,
     PART_BITS,
-    S24,
     KeyBatch,
     Scrambler,
     bulk_build,
@@ -67,11 +65,17 @@ GROWTH = 1.9
 MIN_GROWTH = 1.25
 #: The load a partition grown to the estimate would end at, were the estimate exact.
 AIM_LOAD = 0.75
+#: No partition is ever grown to a load below this: 16 bytes a slot / 0.42 ≤ 38 bytes a key.
+MIN_LOAD = 0.42
 MIN_BUCKETS = 16
 #: Keys left in a probe that are finished one by one instead of by another vectorized round.
 SCALAR_TAIL = 64
 
 _SLOT_BITS = (np.uint32(1), np.uint32(1 << 8), np.uint32(1 << 16), np.uint32(1 << 24))
+#: A key's place is ``partition << _PART_SHIFT | bucket``: one sortable int64 for both.
+_PART_SHIFT = 40
+_BUCKET_MASK = (1 << _PART_SHIFT) - 1
+_PART_STARTS = np.arange(PARTS + 1, dtype=np.int64) << _PART_SHIFT
 
 
 class KeyTable:
@@ -113,10 +117,11 @@ class KeyTable:
             new[i] = pair not in self._odd
             self._odd.add(pair)
         self._make_room(batch.w0)
-        part, home = self._place(batch.w0)
-        added = self._probe(part, home, batch.w0, batch.w1, insert=True)
+        place = self._place(batch.w0)
+        added = self._probe(place, batch.w0, batch.w1, insert=True)
         new[batch.index] = added
-        for p, n in enumerate(np.bincount(part[added], minlength=PARTS).tolist()):
+        parts = (batch.w0[added] >> np.uint64(64 - PART_BITS)).astype(np.intp)
+        for p, n in enumerate(np.bincount(parts, minlength=PARTS).tolist()):
             self._counts[p] += n
         return new
 
@@ -125,8 +130,7 @@ class KeyTable:
         found = np.zeros(batch.size, np.bool_)
         for i, pair in zip(batch.odd.tolist(), batch.odd_keys, strict=True):
             found[i] = pair in self._odd
-        part, home = self._place(batch.w0)
-        found[batch.index] = self._probe(part, home, batch.w0, batch.w1, insert=False)
+        found[batch.index] = self._probe(self._place(batch.w0), batch.w0, batch.w1, insert=False)
         return found
 
     def insert(self, keys: U64) -> Mask:
@@ -155,112 +159,119 @@ class KeyTable:
         self._expected = total
 
     def _make_room(self, w0: U64) -> None:
+        """Grow the partitions ``w0`` would fill past MAX_LOAD, or that can jump to the aim now.
+
+        With an estimate, a partition goes straight to its aimed size as soon as its keys fill
+        MIN_LOAD of it, which keeps the bound on bytes per key and saves the last rebuilds.
+        """
         incoming = np.bincount((w0 >> np.uint64(64 - PART_BITS)).astype(np.intp), minlength=PARTS)
+        aim = self._aim()
         for p in range(PARTS):
             need = self._counts[p] + int(incoming[p])
-            if need > MAX_LOAD * self._w0[p].size:
+            slots = self._w0[p].size
+            early = slots * MIN_GROWTH < aim * BUCKET and need >= MIN_LOAD * aim * BUCKET
+            if need > MAX_LOAD * slots or early:
                 self._grow(p, need)
 
-    def _place(self, w0: U64) -> tuple[Idx, I64]:
-        """Each key's partition and home bucket (``w0`` sorted)."""
-        part = (w0 >> np.uint64(64 - PART_BITS)).astype(np.intp)
-        bounds = np.searchsorted(part, np.arange(PARTS + 1)).tolist()
-        home = np.empty(len(w0), np.int64)
+    def _aim(self) -> int:
+        """Buckets per partition for the expected count at AIM_LOAD (0: no estimate)."""
+        return math.ceil(self._expected / PARTS / (AIM_LOAD * BUCKET)) if self._expected else 0
+
+    def _place(self, w0: U64) -> I64:
+        """Each sorted key's place: ``partition << 40 | home bucket``, ascending with ``w0``."""
+        part = w0 >> np.uint64(64 - PART_BITS)
+        bounds = np.searchsorted(part, np.arange(PARTS + 1, dtype=np.uint64)).tolist()
+        place = np.empty(len(w0), np.int64)
         for p in range(PARTS):
             a, b = bounds[p], bounds[p + 1]
             if a < b:
-                home[a:b] = home_bucket(w0[a:b], self._w0[p].shape[0])
-        return part, home
+                place[a:b] = home_bucket(w0[a:b], self._w0[p].shape[0]) + (p << _PART_SHIFT)
+        return place
 
-    def _probe(self, part: Idx, home: I64, w0: U64, w1: U64, *, insert: bool) -> Mask:
-        """Look up (and with ``insert``, add) keys sorted by (partition, home bucket).
+    def _probe(self, place: I64, w0: U64, w1: U64, *, insert: bool) -> Mask:
+        """Look up (and with ``insert``, add) keys sorted by place (partition, home bucket).
 
         Keys must be unique among themselves when inserting. Returns True where a key was added
-        (``insert``) or found.
+        (``insert``) or found. ``place`` moves one bucket on each round (wrapping around within
+        its partition when the bucket index is taken modulo the partition's size), so it stays
+        sorted, and the keys bound for one bucket in a round sit side by side.
         """
         result = np.zeros(len(w0), np.bool_)
         active: Idx = np.arange(len(w0))
-        cur = home
-        slow: list[tuple[int, int, int, int, int]] = []  # keys for the exact one-by-one path
+        slow: list[tuple[int, int, int, int]] = []  # keys for the exact one-by-one path
         while active.size > SCALAR_TAIL:
-            bucket, rows = self._gather(part, cur)
+            bounds = np.searchsorted(place, _PART_STARTS).tolist()
+            at, rows = self._gather(bounds, place)
             match = (rows == w0[:, None]).view(np.uint32)[:, 0]
             empty = (rows == 0).view(np.uint32)[:, 0]
             free = ((empty * np.uint32(0x01010101)) >> np.uint32(24)).astype(np.int64)
             settled = np.zeros(len(w0), np.bool_)
             check = np.flatnonzero(match)
             if check.size:
-                found, unsure = self._confirm(part[check], bucket[check], match[check], w1[check])
-                settled[check[found]] = True
-                result[active[check[found]]] = not insert
-                u = check[unsure]
+                found, unsure = self._confirm(bounds, check, at, match[check], w1[check])
+                settled[found] = True
+                result[active[found]] = not insert
+                settled[unsure] = True
                 slow += zip(
-                    active[u].tolist(),
-                    part[u].tolist(),
-                    cur[u].tolist(),
-                    w0[u].tolist(),
-                    w1[u].tolist(),
-                    strict=True,
-                )
-                settled[check[unsure]] = True
+                    active[unsure].tolist(), place[unsure].tolist(), w0[unsure].tolist(),
+                    w1[unsure].tolist(), strict=True,
+                )  # fmt: skip
             if insert:
                 miss = np.flatnonzero(~settled)
-                rank = ranks((part[miss].astype(np.int64) << 40) | cur[miss])
+                rank = ranks(place[miss])
                 fits = rank < free[miss]
                 go = miss[fits]
-                self._write(part[go], bucket[go], BUCKET - free[go] + rank[fits], w0[go], w1[go])
+                self._write(place[go], at[go] + BUCKET - free[go] + rank[fits], w0[go], w1[go])
                 result[active[go]] = True
                 onward = miss[~fits]
             else:
                 onward = np.flatnonzero(~settled & (free == 0))
-            active, part, cur = active[onward], part[onward], cur[onward] + 1
-            w0, w1 = w0[onward], w1[onward]
-        slow += zip(
-            active.tolist(), part.tolist(), cur.tolist(), w0.tolist(), w1.tolist(), strict=True
-        )
-        for i, p, c, a, b in slow:
-            result[i] = probe_one(self._w0[p], self._w1[p], a, b, c, insert=insert)
+            active, place, w0, w1 = active[onward], place[onward] + 1, w0[onward], w1[onward]
+        slow += zip(active.tolist(), place.tolist(), w0.tolist(), w1.tolist(), strict=True)
+        for i, where, a, b in slow:
+            p, bucket = where >> _PART_SHIFT, where & _BUCKET_MASK
+            result[i] = probe_one(self._w0[p], self._w1[p], a, b, bucket, insert=insert)
         return result
 
-    def _gather(self, part: Idx, cur: I64) -> tuple[I64, U64]:
-        """The current bucket of each key, and its ``w0`` row."""
-        bounds = np.searchsorted(part, np.arange(PARTS + 1)).tolist()
-        bucket = np.empty(len(cur), np.int64)
-        rows = np.empty((len(cur), BUCKET), np.uint64)
+    def _gather(self, bounds: list[int], place: I64) -> tuple[I64, U64]:
+        """Each key's current bucket as a flat slot index in its partition, and its ``w0`` row."""
+        at = np.empty(len(place), np.int64)
+        rows = np.empty((len(place), BUCKET), np.uint64)
         for p in range(PARTS):
             a, b = bounds[p], bounds[p + 1]
             if a < b:
-                bucket[a:b] = cur[a:b] % self._w0[p].shape[0]
-                np.take(self._w0[p], bucket[a:b], axis=0, out=rows[a:b])
-        return bucket, rows
+                table = self._w0[p]
+                bucket = (place[a:b] & _BUCKET_MASK) % table.shape[0]
+                np.take(table, bucket, axis=0, out=rows[a:b])
+                np.multiply(bucket, BUCKET, out=at[a:b])
+        return at, rows
 
     def _confirm(
-        self, part: Idx, bucket: I64, match: npt.NDArray[np.uint32], w1: U64
+        self, bounds: list[int], check: Idx, at: I64, match: npt.NDArray[np.uint32], w1: U64
     ) -> tuple[Idx, Idx]:
-        """Of keys whose ``w0`` matched a slot: those whose ``w1`` matches too, and the unsure.
+        """Of the keys ``check`` whose ``w0`` matched a slot: those whose ``w1`` matches too, and
+        the unsure ones (as indexes of the round's keys).
 
         A key is unsure when its ``w0`` matched more than one slot or its ``w1`` did not match:
         two keys share a ``w0`` (one chance in 2⁶⁴), and the exact one-by-one path settles it.
         """
-        slot = np.full(len(match), -1, np.intp)
+        slot = np.full(len(match), -1, np.int64)
         for j, bit in enumerate(_SLOT_BITS):
             slot[match == bit] = j
-        single = np.flatnonzero(slot >= 0)
-        stored = np.empty(len(single), np.uint64)
-        bounds = np.searchsorted(part[single], np.arange(PARTS + 1)).tolist()
+        stored = np.zeros(len(check), np.uint64)
+        cuts = np.searchsorted(check, bounds).tolist()
         for p in range(PARTS):
-            a, b = bounds[p], bounds[p + 1]
+            a, b = cuts[p], cuts[p + 1]
             if a < b:
-                at = single[a:b]
-                stored[a:b] = self._w1[p][bucket[at], slot[at]]
-        same = stored == w1[single]
-        found = single[same]
-        unsure = np.union1d(np.flatnonzero(slot < 0), single[~same])
-        return found, unsure
+                single = slot[a:b] >= 0
+                flat = self._w1[p].reshape(-1)
+                stored[a:b][single] = flat[at[check[a:b]][single] + slot[a:b][single]]
+        same = (slot >= 0) & (stored == w1)
+        return check[same], check[~same]
 
-    def _write(self, part: Idx, bucket: I64, slot: I64, w0: U64, w1: U64) -> None:
-        at = bucket * BUCKET + slot
-        bounds = np.searchsorted(part, np.arange(PARTS + 1)).tolist()
+    def _write(self, place: I64, at: I64, w0: U64, w1: U64) -> None:
+        """Store keys at flat slot indexes ``at`` of their partitions."""
+        bounds = np.searchsorted(place, _PART_STARTS).tolist()
         for p in range(PARTS):
             a, b = bounds[p], bounds[p + 1]
             if a < b:
@@ -272,8 +283,10 @@ class KeyTable:
         old0, old1 = self._w0[p].reshape(-1), self._w1[p].reshape(-1)
         old_buckets = len(old0) // BUCKET
         buckets = math.ceil(old_buckets * GROWTH)
-        if self._expected:
-            aim = math.ceil(self._expected / PARTS / (AIM_LOAD * BUCKET))
+        aim = self._aim()
+        if aim and need >= MIN_LOAD * aim * BUCKET:
+            buckets = max(math.ceil(old_buckets * MIN_GROWTH), aim)
+        elif aim:
             buckets = max(math.ceil(old_buckets * MIN_GROWTH), min(buckets, aim))
         buckets = max(buckets, math.ceil(need / (MAX_LOAD * BUCKET)))
         taken = np.flatnonzero(old0)
@@ -281,11 +294,8 @@ class KeyTable:
         del old0, old1, taken
         self._w0[p] = np.zeros((buckets, BUCKET), np.uint64)
         self._w1[p] = np.zeros((buckets, BUCKET), np.uint64)
-        if len(w0) < 1 << 24:  # sorting one word is quicker than an argsort
-            packed = (w0 >> S24 << S24) | np.arange(len(w0), dtype=np.uint64)
-            packed.sort()
-            order = (packed & LOW24).astype(np.intp)
-        else:
-            order = np.argsort(w0)
-        w0, w1 = w0[order], w1[order]
-        bulk_build(self._w0[p], self._w1[p], w0, w1, home_bucket(w0, buckets))
+        home = home_bucket(w0, buckets)
+        # In slot order the keys are sorted by home but for the few displaced from full
+        # buckets; timsort (numpy's stable sort) takes such nearly sorted input in one pass.
+        order = np.argsort(home, kind="stable")
+        bulk_build(self._w0[p], self._w1[p], w0[order], w1[order], home[order])

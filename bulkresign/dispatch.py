@@ -27,7 +27,7 @@ from bulkresign.checkpoint import Checkpointer
 from bulkresign.client import GenAuthClient
 from bulkresign.crashpoints import crash_point
 from bulkresign.errors import ApiError, Fatal, InDoubt, NotApplied, Rejected, Throttled
-from bulkresign.events import Events, NullEvents
+from bulkresign.events import Events, FanOut
 from bulkresign.ledger import BatchRecord, IdOutcome, Ledger
 from bulkresign.limiter import RateLimiter
 from bulkresign.models import BatchState, Endpoint, IdType, LineOutcome
@@ -72,7 +72,7 @@ class Dispatcher:
     breaker: CircuitBreaker
     retry_budget: RetryBudget
     error_budget: ErrorBudget | None = None
-    events: Events = field(default_factory=NullEvents)
+    events: Events = field(default_factory=FanOut)
     stats: RunStats = field(default_factory=RunStats)
     rng: random.Random = field(default_factory=random.Random)
     stopping: anyio.Event = field(default_factory=anyio.Event)

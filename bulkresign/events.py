@@ -1,7 +1,7 @@
 """What the dispatcher tells the outside world: logs, the audit journal, the progress display.
 
 The dispatcher calls these hooks synchronously and never waits on them, so an implementation must
-be cheap (append a line, bump a counter). :class:`NullEvents` is the silent default for tests.
+be cheap (append a line, bump a counter). ``FanOut()`` with no targets is the silent default.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Protocol
 from bulkresign.errors import ApiError
 from bulkresign.models import BatchState
 
-__all__ = ["Events", "NullEvents"]
+__all__ = ["Events", "FanOut"]
 
 
 class Events(Protocol):
@@ -44,11 +44,16 @@ class Events(Protocol):
         """The run will send nothing new."""
 
 
-class NullEvents:
-    """Hooks that do nothing."""
+class FanOut:
+    """Calls every hook of several :class:`Events` in turn; ``FanOut()`` is the silent one."""
+
+    def __init__(self, *targets: Events) -> None:
+        self._targets = targets
 
     def attempt_started(self, seq: int, attempt: int, kind: str, ids: Sequence[str]) -> None:
-        """Do nothing."""
+        """Forward to every target."""
+        for t in self._targets:
+            t.attempt_started(seq, attempt, kind, ids)
 
     def attempt_finished(
         self,
@@ -61,13 +66,21 @@ class NullEvents:
         error: ApiError | None,
         request_id: str | None,
     ) -> None:
-        """Do nothing."""
+        """Forward to every target."""
+        for t in self._targets:
+            t.attempt_finished(seq, attempt, kind, ids, outcome, latency, error, request_id)
 
     def read_back(self, seq: int, ids: Sequence[str], why: str) -> None:
-        """Do nothing."""
+        """Forward to every target."""
+        for t in self._targets:
+            t.read_back(seq, ids, why)
 
     def batch_closed(self, seq: int, state: BatchState) -> None:
-        """Do nothing."""
+        """Forward to every target."""
+        for t in self._targets:
+            t.batch_closed(seq, state)
 
     def stopping(self, reason: str) -> None:
-        """Do nothing."""
+        """Forward to every target."""
+        for t in self._targets:
+            t.stopping(reason)

@@ -27,7 +27,7 @@ from bulkresign.checkpoint import Checkpointer
 from bulkresign.client import GenAuthClient
 from bulkresign.config import Credentials, Timeouts
 from bulkresign.dispatch import Dispatcher, DispatchSettings
-from bulkresign.events import Events, NullEvents
+from bulkresign.events import Events, FanOut
 from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger, Manifest
 from bulkresign.limiter import LimiterStats, RateLimiter
@@ -153,7 +153,7 @@ async def run_job(
                 breaker=CircuitBreaker(),
                 retry_budget=RetryBudget(),
                 error_budget=cfg.max_errors,
-                events=events(info) if events is not None else NullEvents(),
+                events=events(info) if events is not None else FanOut(),
                 stats=live,
                 rng=random.Random(),
             )

@@ -14,11 +14,10 @@ from typing import Any
 
 from bulkresign.audit import AuditJournal
 from bulkresign.errors import ApiError
-from bulkresign.events import Events
 from bulkresign.logs import get_logger
 from bulkresign.models import BatchState
 
-__all__ = ["FanOut", "JournalEvents", "LogEvents"]
+__all__ = ["JournalEvents", "LogEvents"]
 
 
 def _error_fields(error: ApiError | None) -> dict[str, object]:
@@ -124,45 +123,3 @@ class JournalEvents:
     def stopping(self, reason: str) -> None:
         """Append ``run_stopped`` durably."""
         self.journal.append("run_stopped", durable=True, reason=reason)
-
-
-class FanOut:
-    """Calls every hook of several :class:`Events` in turn."""
-
-    def __init__(self, *targets: Events) -> None:
-        self._targets = targets
-
-    def attempt_started(self, seq: int, attempt: int, kind: str, ids: Sequence[str]) -> None:
-        """Forward to every target."""
-        for t in self._targets:
-            t.attempt_started(seq, attempt, kind, ids)
-
-    def attempt_finished(
-        self,
-        seq: int,
-        attempt: int,
-        kind: str,
-        ids: Sequence[str],
-        outcome: str,
-        latency: float,
-        error: ApiError | None,
-        request_id: str | None,
-    ) -> None:
-        """Forward to every target."""
-        for t in self._targets:
-            t.attempt_finished(seq, attempt, kind, ids, outcome, latency, error, request_id)
-
-    def read_back(self, seq: int, ids: Sequence[str], why: str) -> None:
-        """Forward to every target."""
-        for t in self._targets:
-            t.read_back(seq, ids, why)
-
-    def batch_closed(self, seq: int, state: BatchState) -> None:
-        """Forward to every target."""
-        for t in self._targets:
-            t.batch_closed(seq, state)
-
-    def stopping(self, reason: str) -> None:
-        """Forward to every target."""
-        for t in self._targets:
-            t.stopping(reason)

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bulkresign.audit import AuditJournal
-from bulkresign.events import Events
+from bulkresign.events import Events, FanOut
 from bulkresign.job import JobConfig, JobInfo, JobOutcome
 from bulkresign.logs import configure_logging, get_logger
-from bulkresign.telemetry import FanOut, JournalEvents, LogEvents
+from bulkresign.telemetry import JournalEvents, LogEvents
 
 __all__ = ["Records", "print_summary", "read_ingest_stats"]
 
