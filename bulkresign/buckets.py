@@ -23,8 +23,8 @@ __all__ = [
     "bulk_build",
     "first_occurrences",
     "home_bucket",
-    "probe_one",
     "prepare_keys",
+    "probe_one",
     "ranks",
     "scramble",
 ]

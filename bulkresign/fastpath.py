@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["HexBlock", "OBJECT_ID_LEN", "split_hex_block"]
+__all__ = ["OBJECT_ID_LEN", "HexBlock", "split_hex_block"]
 
 OBJECT_ID_LEN = 24
 _ALL_TRUE = np.uint64(0x0101010101010101)  # eight True bytes read as one word

@@ -27,7 +27,16 @@ import orjson
 from bulkresign.errors import LedgerError, LedgerMismatch
 from bulkresign.files import check_private, ensure_private
 from bulkresign.models import Batch, BatchState, LineOutcome
-from bulkresign.records import Attempt, BatchRecord, IdOutcome, Manifest
+from bulkresign.records import (
+    BINDING,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TERMINAL,
+    Attempt,
+    BatchRecord,
+    IdOutcome,
+    Manifest,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -38,51 +47,6 @@ __all__ = [
     "Ledger",
     "Manifest",
 ]
-
-SCHEMA_VERSION = 1
-
-#: States a batch does not leave.
-TERMINAL = frozenset({BatchState.DONE, BatchState.REJECTED, BatchState.RECONCILED})
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE batches (
-    seq INTEGER PRIMARY KEY,
-    ids TEXT NOT NULL,
-    lines TEXT NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    updated REAL NOT NULL
-);
-CREATE INDEX batches_open ON batches(state) WHERE state NOT IN ('done', 'rejected', 'reconciled');
-CREATE TABLE attempts (
-    seq INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    ids TEXT NOT NULL,
-    started REAL NOT NULL,
-    finished REAL,
-    outcome TEXT,
-    status_code INTEGER,
-    api_code INTEGER,
-    request_id TEXT,
-    message TEXT,
-    PRIMARY KEY (seq, attempt)
-) WITHOUT ROWID;
-CREATE TABLE id_outcomes (
-    seq INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    api_code INTEGER,
-    message TEXT,
-    request_id TEXT,
-    at REAL NOT NULL,
-    PRIMARY KEY (seq, id)
-) WITHOUT ROWID;
-"""
-
-#: Manifest keys that must match for a state file to be resumed.
-_BINDING = ("id_type", "endpoint", "host", "userpool_id", "batch_size", "input_options")
 
 
 def _join(ids: Sequence[str]) -> str:
@@ -147,7 +111,7 @@ class Ledger:
 
     def _create(self, manifest: Manifest) -> None:
         with self.transaction():
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._conn.execute(statement)
             meta = manifest.as_meta()
@@ -165,7 +129,7 @@ class Ledger:
         if manifest is None:
             return
         want = manifest.as_meta()
-        for key in _BINDING:
+        for key in BINDING:
             if meta.get(key) != want.get(key):
                 raise LedgerMismatch(
                     f"{self.path}: made for {key}={meta.get(key)!r}, not {want.get(key)!r}; "
@@ -339,11 +303,6 @@ class Ledger:
         """How many batches are in each state."""
         rows = self._conn.execute("SELECT state, count(*) FROM batches GROUP BY state")
         return {BatchState(s): n for s, n in rows}
-
-    def outcome_counts(self) -> dict[LineOutcome, int]:
-        """How many per-ID rows carry each outcome."""
-        rows = self._conn.execute("SELECT outcome, count(*) FROM id_outcomes GROUP BY outcome")
-        return {LineOutcome(o): n for o, n in rows}
 
     def pragma(self, name: str) -> object:
         """Read a PRAGMA (tests check ``journal_mode`` and ``synchronous``)."""

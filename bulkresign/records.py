@@ -1,4 +1,4 @@
-"""Values the ledger stores and hands back: the manifest, attempts, per-ID outcomes, batches."""
+"""What the ledger stores: its schema, the manifest, attempts, per-ID outcomes, batches."""
 
 from __future__ import annotations
 
@@ -6,7 +6,61 @@ from dataclasses import dataclass
 
 from bulkresign.models import Batch, BatchState, LineOutcome
 
-__all__ = ["Attempt", "BatchRecord", "IdOutcome", "Manifest"]
+__all__ = [
+    "BINDING",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "TERMINAL",
+    "Attempt",
+    "BatchRecord",
+    "IdOutcome",
+    "Manifest",
+]
+
+SCHEMA_VERSION = 1
+
+#: States a batch does not leave.
+TERMINAL = frozenset({BatchState.DONE, BatchState.REJECTED, BatchState.RECONCILED})
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE batches (
+    seq INTEGER PRIMARY KEY,
+    ids TEXT NOT NULL,
+    lines TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL
+);
+CREATE INDEX batches_open ON batches(state) WHERE state NOT IN ('done', 'rejected', 'reconciled');
+CREATE TABLE attempts (
+    seq INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    ids TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    outcome TEXT,
+    status_code INTEGER,
+    api_code INTEGER,
+    request_id TEXT,
+    message TEXT,
+    PRIMARY KEY (seq, attempt)
+) WITHOUT ROWID;
+CREATE TABLE id_outcomes (
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    api_code INTEGER,
+    message TEXT,
+    request_id TEXT,
+    at REAL NOT NULL,
+    PRIMARY KEY (seq, id)
+) WITHOUT ROWID;
+"""
+
+#: Manifest keys that must match for a state file to be resumed.
+BINDING = ("id_type", "endpoint", "host", "userpool_id", "batch_size", "input_options")
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from bulkresign.decoding import BOM, FOREIGN, GZIP_MAGIC, binary_verdict, gunzip
 from bulkresign.errors import InputError
 from bulkresign.validate import PREVIEW_BYTES
 
-__all__ = ["BLOCK_SIZE", "InputReader", "LongLine", "Lines", "Piece", "check_readable"]
+__all__ = ["BLOCK_SIZE", "InputReader", "Lines", "LongLine", "Piece", "check_readable"]
 
 #: Bytes read (and, for gzip, inflated) per step: large enough to amortize numpy's per-call cost.
 BLOCK_SIZE = 2 << 20
