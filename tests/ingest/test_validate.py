@@ -66,7 +66,8 @@ class TestEmail:
         atom = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-]+"
         label = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
         match = re.fullmatch(rf"({atom}(?:\.{atom})*)@({label}(?:\.{label})+)", raw)
-        ok = bool(match) and len(match[1]) <= 64 and not match[2].rsplit(".", 1)[1].isdigit()
+        ok = match is not None and len(match[1]) <= 64
+        ok = ok and match is not None and not match[2].rsplit(".", 1)[1].isdigit()
         assert (check(IdType.EMAIL, raw) == raw.lower()) == ok
 
     def test_case_sensitive_option_keeps_case(self) -> None:
