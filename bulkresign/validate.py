@@ -39,6 +39,7 @@ class RejectReason(StrEnum):
     NUL = "nul_byte"
     INVALID_UTF8 = "invalid_utf8"
     CONTROL = "control_character"
+    COMMA = "comma"
     EMPTY = "empty"
     BAD_CSV = "bad_csv"
     MISSING_COLUMN = "missing_column"
@@ -206,6 +207,11 @@ def normalizer(id_type: IdType, *, case_sensitive_email: bool = False) -> Normal
             return RejectReason.EMPTY
         if _has_control(value):
             return RejectReason.CONTROL
+        if "," in value:
+            # The read-back call takes its IDs comma-separated (userIds=a,b,c): an ID with a
+            # comma could be resigned but never read back, so an in-doubt call could not be
+            # resolved and the run could not verify it.
+            return RejectReason.COMMA
         return shape(value)
 
     return normalize

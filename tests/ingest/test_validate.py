@@ -169,3 +169,10 @@ class TestPreviews:
         """Previews stop at 80 bytes or characters, with an ellipsis."""
         assert preview_bytes(b"x" * 81) == "x" * 80 + "…"
         assert preview_text("é" * 100) == "é" * 80 + "…"
+
+
+class TestComma:
+    @pytest.mark.parametrize("id_type", [IdType.USERNAME, IdType.EXTERNAL_ID, IdType.IDENTITY])
+    def test_an_id_with_a_comma_is_rejected(self, id_type: IdType) -> None:
+        """A comma would split the ID in the read-back's comma-separated userIds."""
+        assert normalizer(id_type)("a,b:c") is RejectReason.COMMA
