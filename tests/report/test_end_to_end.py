@@ -21,7 +21,7 @@ from bulkresign.emulator import (
 from bulkresign.emulator.emulator import Verdict
 from bulkresign.errors import NotApplied
 from bulkresign.inputspec import Format, InputSpec
-from bulkresign.models import IdType
+from bulkresign.models import Batch, IdType
 from bulkresign.retry import RetryPolicy
 from bulkresign.verify import Finding, verify_ledger
 from tests.report.helpers import make_ledger, resign_ok
@@ -180,11 +180,15 @@ class TestVerify:
     async def test_an_id_with_a_comma_is_reported_unreadable(
         self, server: RunningServer, tmp_path: Path
     ) -> None:
-        """A username with a comma cannot be asked for in a read-back: listed, never hidden."""
+        """A ledger holding an ID with a comma (input now rejects them): listed, never hidden."""
         names = tmp_path / "names.txt"
-        names.write_text("a,b\n")
+        names.write_text("ann\n")
         spec = InputSpec(str(names), id_type=IdType.USERNAME, format=Format.LINES)
-        led = make_ledger(tmp_path / "u.state", spec, host=server.url, userpool=DEMO_USERPOOL_ID)
+        led = make_ledger(
+            tmp_path / "u.state", spec, host=server.url, userpool=DEMO_USERPOOL_ID, batches=0
+        )
+        with led.transaction():
+            led.add_batch(Batch(0, ("a,b",), (1,)))
         resign_ok(led, 0, "req-0")
         led.close()
         credentials = Credentials(DEMO_ACCESS_KEY_ID, Secret(DEMO_ACCESS_KEY_SECRET))
