@@ -17,7 +17,7 @@ from bulkresign.job import JobConfig, JobInfo, JobOutcome
 from bulkresign.logs import configure_logging, get_logger
 from bulkresign.telemetry import JournalEvents, LogEvents
 
-__all__ = ["Records", "print_summary", "read_ingest_stats"]
+__all__ = ["Records", "count_problems", "print_summary", "read_ingest_stats"]
 
 
 class Records:
@@ -81,6 +81,18 @@ def read_ingest_stats(state: Path) -> dict[str, object] | None:
     finally:
         conn.close()
     return None if row is None else dict(orjson.loads(row[0]))
+
+
+def count_problems(state: Path) -> int:
+    """IDs the whole job (every run on this state file) recorded not_found or failed."""
+    conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+    try:
+        (n,) = conn.execute(
+            "SELECT count(*) FROM id_outcomes WHERE outcome IN ('not_found', 'failed')"
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(n)
 
 
 def print_summary(outcome: JobOutcome, ingest: dict[str, object] | None, files: list[Path]) -> None:

@@ -15,7 +15,7 @@ import anyio
 from bulkresign.cli import ExitCode
 from bulkresign.cli.confirm import ask_count, load_exclude, preview, show_plan
 from bulkresign.cli.options import add_connection_options, add_input_options, input_spec_from_args
-from bulkresign.cli.records import Records, print_summary, read_ingest_stats
+from bulkresign.cli.records import Records, count_problems, print_summary, read_ingest_stats
 from bulkresign.config import Timeouts, load_credentials, resolve_host
 from bulkresign.errors import ConfigError
 from bulkresign.inputspec import InputSpec
@@ -184,7 +184,6 @@ def handle(args: argparse.Namespace) -> int:
 
 def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, records: Records) -> int:
     """Close the records, print the summary and the resume command, pick the exit code."""
-    s = outcome.stats
     ingest = read_ingest_stats(cfg.state)
     rejected = ingest.get("rejected", 0) if ingest else 0
     records.close(outcome)
@@ -202,6 +201,6 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
     if args.report is not None:
         write_report(cfg.state, args.report, exclude=cfg.exclude)
         print(f"bulkresign: report written to {args.report}", file=sys.stderr)
-    if s.not_found or s.failed or rejected:
+    if rejected or count_problems(cfg.state):  # over every run of the job, not just this one
         return ExitCode.PROBLEMS
     return ExitCode.OK

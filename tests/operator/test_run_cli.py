@@ -141,3 +141,15 @@ class TestPreflight:
     def test_the_read_only_client_has_no_resign_method(self) -> None:
         """plan's client is structurally unable to resign anyone."""
         assert not hasattr(GenAuthReader, "resign_batch")
+
+
+class TestRerun:
+    def test_running_a_finished_job_again_sends_nothing_and_keeps_its_exit_code(
+        self, server: RunningServer, ids_file: Path, tmp_path: Path
+    ) -> None:
+        """The same command after the end: no new resign call, still exit 1 (unknown IDs)."""
+        state = tmp_path / "run.state"
+        assert main(run(ids_file, "--yes", "--state", str(state))) == 1
+        calls = server.oracle(summary=True)["resign_requests"]
+        assert main(run(ids_file, "--yes", "--state", str(state))) == 1
+        assert server.oracle(summary=True)["resign_requests"] == calls
