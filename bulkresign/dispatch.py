@@ -31,7 +31,7 @@ from bulkresign.events import Events, FanOut
 from bulkresign.ledger import BatchRecord, IdOutcome, Ledger
 from bulkresign.limiter import RateLimiter
 from bulkresign.models import BatchState, Endpoint, IdType, LineOutcome
-from bulkresign.reconcile import ReadBack, read_back
+from bulkresign.reconcile import THROTTLE_CAP, ReadBack, read_back
 from bulkresign.retry import CircuitBreaker, ErrorBudget, RetryBudget, RetryPolicy
 from bulkresign.stats import RunStats
 
@@ -109,15 +109,19 @@ class _Job:
                 return
             pending = found.pending
         groups: list[tuple[str, ...]] = [pending] if pending else []
-        tries = 0
+        tries = throttles = 0
         while groups:
             if self.d.stopping.is_set():
                 return
             ids = groups.pop()
             outcome = await self._send(ids)
             if outcome is None:
-                tries = 0
+                tries = throttles = 0
             elif isinstance(outcome, Throttled):
+                throttles += 1
+                if throttles >= THROTTLE_CAP:
+                    self.d.stop(f"batch {self.seq}: throttled {throttles} times in a row")
+                    return
                 groups.append(ids)
             elif isinstance(outcome, NotApplied):
                 tries += 1

@@ -21,7 +21,10 @@ from bulkresign.limiter import RateLimiter
 from bulkresign.models import MAX_BATCH, Endpoint, IdType, UserRecord, UserStatus
 from bulkresign.retry import RetryPolicy
 
-__all__ = ["ReadBack", "read_back", "sort_read_back"]
+__all__ = ["THROTTLE_CAP", "ReadBack", "read_back", "sort_read_back"]
+
+#: Throttled answers to one read-back before it gives up (each behind a growing global pause).
+THROTTLE_CAP = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,7 @@ async def _get_with_retry(
     rng: random.Random,
     on_call: Callable[[], Awaitable[None]] | None,
 ) -> list[UserRecord]:
-    attempt = 0
+    attempt = throttled = 0
     while True:
         sent_at = await limiter.acquire()
         if on_call is not None:
@@ -108,6 +111,11 @@ async def _get_with_retry(
         try:
             records = await reader.get_batch(endpoint, ids, id_type)
         except Throttled as exc:
+            # The limiter's pause spaces these out; a pool that throttles every read for this
+            # long is not going to answer, and the run should stop rather than spin.
+            throttled += 1
+            if throttled >= THROTTLE_CAP:
+                raise
             limiter.on_throttled(exc.retry_after, sent_at=sent_at)
             continue
         except NotApplied:

@@ -65,7 +65,7 @@ class Harness:
             dispatcher = Dispatcher(
                 client=cast(GenAuthClient, server),
                 checkpoint=Checkpointer(ledger),
-                limiter=RateLimiter(100_000.0),
+                limiter=RateLimiter(100_000.0, min_rate=10_000.0, pause_base=0.001, max_pause=0.01),
                 settings=DispatchSettings(
                     Endpoint.PUBLIC_ACCOUNT,
                     IdType.USER_ID,

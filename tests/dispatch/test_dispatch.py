@@ -126,3 +126,14 @@ class TestStopping:
         assert result.stop_reason is not None and "forbidden" in result.stop_reason
         assert server.resign_calls == 1
         assert all(r.state is BatchState.PENDING for r in harness.ledger().open_batches())
+
+
+class TestEndlessThrottling:
+    async def test_a_pool_that_always_throttles_stops_the_run(self, harness: Harness) -> None:
+        """Throttled on every call, the run stops resumably instead of spinning forever."""
+        ids = make_ids(50)
+        server = FakeServer(set(ids), faults=itertools.repeat("throttle"))
+        result = await harness.run(server, make_batches(ids), concurrency=1)
+        assert not result.finished
+        assert result.stop_reason is not None and "throttled" in result.stop_reason
+        assert server.applied.total() == 0
