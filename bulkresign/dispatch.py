@@ -32,7 +32,7 @@ from bulkresign.ledger import BatchRecord, IdOutcome, Ledger
 from bulkresign.limiter import RateLimiter
 from bulkresign.models import BatchState, Endpoint, IdType, LineOutcome
 from bulkresign.reconcile import THROTTLE_CAP, ReadBack, read_back
-from bulkresign.retry import CircuitBreaker, ErrorBudget, RetryBudget, RetryPolicy
+from bulkresign.retry import CircuitBreaker, ErrorBudget, OutcomeKind, RetryBudget, RetryPolicy
 from bulkresign.stats import RunStats
 
 __all__ = ["Dispatcher", "DispatchSettings", "WorkItem"]
@@ -186,7 +186,7 @@ class _Job:
         rows = [] if error is not None or whole else _resigned(ids, request_id, "partial send")
         if whole:
             state = BatchState.DONE
-        elif kind == "in_doubt":
+        elif kind is OutcomeKind.IN_DOUBT:
             state = BatchState.IN_DOUBT
         else:
             state = BatchState.PENDING
@@ -220,16 +220,16 @@ class _Job:
         d = self.d
         if error is None:
             d.limiter.on_success(sent_at=sent_at)
-            d.breaker.record("ok")
+            d.breaker.record(OutcomeKind.OK)
             d.stats.resigned += len(ids)
         elif isinstance(error, Throttled):
             d.stats.throttled += 1
             d.limiter.on_throttled(error.retry_after, sent_at=sent_at)
         elif isinstance(error, InDoubt):
             d.stats.in_doubt += 1
-            d.breaker.record("in_doubt")
+            d.breaker.record(OutcomeKind.IN_DOUBT)
         elif isinstance(error, Fatal):
-            d.breaker.record("fatal", error.message)
+            d.breaker.record(OutcomeKind.FATAL, error.message)
         if d.breaker.is_open:
             d.stop(d.breaker.reason or "circuit breaker open")
 
@@ -321,16 +321,16 @@ class _Job:
         self.d.events.batch_closed(self.seq, state)
 
 
-def _kind(error: ApiError | None) -> str:
+def _kind(error: ApiError | None) -> OutcomeKind:
     if error is None:
-        return "ok"
+        return OutcomeKind.OK
     if isinstance(error, NotApplied):
-        return "not_applied"
+        return OutcomeKind.NOT_APPLIED
     if isinstance(error, Rejected):
-        return "rejected"
+        return OutcomeKind.REJECTED
     if isinstance(error, InDoubt):
-        return "in_doubt"
-    return "fatal"
+        return OutcomeKind.IN_DOUBT
+    return OutcomeKind.FATAL
 
 
 def _resigned(ids: Sequence[str], request_id: str | None, why: str) -> list[IdOutcome]:

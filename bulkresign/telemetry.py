@@ -20,15 +20,32 @@ from bulkresign.models import BatchState
 __all__ = ["JournalEvents", "LogEvents"]
 
 
-def _error_fields(error: ApiError | None) -> dict[str, object]:
-    if error is None:
-        return {}
-    return {
-        "status_code": error.status_code,
-        "api_code": error.api_code,
-        "message": error.message,
-        "error": type(error).__name__,
+def _outcome_fields(
+    seq: int,
+    attempt: int,
+    kind: str,
+    outcome: str,
+    latency: float,
+    error: ApiError | None,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """What the log and the journal both record of a finished attempt."""
+    fields: dict[str, Any] = {
+        "batch": seq,
+        "attempt": attempt,
+        "call": kind,
+        "outcome": outcome,
+        "latency_ms": round(latency * 1000, 1),
+        "request_id": request_id,
     }
+    if error is not None:
+        fields.update(
+            status_code=error.status_code,
+            api_code=error.api_code,
+            message=error.message,
+            error=type(error).__name__,
+        )
+    return fields
 
 
 class LogEvents:
@@ -53,17 +70,8 @@ class LogEvents:
         request_id: str | None,
     ) -> None:
         """Log ``attempt_finished`` with its outcome, latency and requestId."""
-        fields: dict[str, Any] = {
-            "batch": seq,
-            "attempt": attempt,
-            "call": kind,
-            "size": len(ids),
-            "outcome": outcome,
-            "latency_ms": round(latency * 1000, 1),
-            "request_id": request_id,
-            **_error_fields(error),
-        }
-        self._log.info("attempt_finished", **fields)
+        fields = _outcome_fields(seq, attempt, kind, outcome, latency, error, request_id)
+        self._log.info("attempt_finished", size=len(ids), **fields)
 
     def read_back(self, seq: int, ids: Sequence[str], why: str) -> None:
         """Log ``read_back``."""
@@ -100,17 +108,8 @@ class JournalEvents:
         request_id: str | None,
     ) -> None:
         """Append ``batch_outcome``."""
-        fields: dict[str, Any] = {
-            "batch": seq,
-            "attempt": attempt,
-            "call": kind,
-            "ids": list(ids),
-            "outcome": outcome,
-            "latency_ms": round(latency * 1000, 1),
-            "request_id": request_id,
-            **_error_fields(error),
-        }
-        self.journal.append("batch_outcome", **fields)
+        fields = _outcome_fields(seq, attempt, kind, outcome, latency, error, request_id)
+        self.journal.append("batch_outcome", ids=list(ids), **fields)
 
     def read_back(self, seq: int, ids: Sequence[str], why: str) -> None:
         """Append ``read_back``."""
