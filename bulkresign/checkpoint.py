@@ -1,11 +1,19 @@
 """Group commit: many tasks' ledger writes, one durable transaction per flush.
 
-Each dispatcher task submits a small write (record an intent, record an outcome) and waits until
-it is durable. Whoever holds the flush lock takes *every* write queued so far and commits them
-together in a worker thread, so a slow ``fsync`` is paid once per flush, not once per write
-(the leader/follower form of group commit, as in PostgreSQL's ``commit_delay``:
-https://www.postgresql.org/docs/current/wal-configuration.html). The queue is bounded by the
-number of tasks, since each waits for its own write before making another.
+A task either *writes* (``await write(fn)``: returns once ``fn``'s changes are durable) or *posts*
+(``post(fn)``: queues the change and goes on). Whoever holds the flush lock takes *every* change
+queued so far and commits them together in a worker thread, so a slow ``fsync`` and the thread hop
+(about 0.1–0.3 ms of CPU on these machines) are paid once per flush, not once per change (the
+leader/follower form of group commit, as in PostgreSQL's ``commit_delay``:
+https://www.postgresql.org/docs/current/wal-configuration.html).
+
+Only what must be durable *before* something happens is written: a request's intent, before the
+request leaves. Outcomes are posted, and ride on the next commit — an intent's, or the pipeline's
+periodic :meth:`Checkpointer.flush`. Changes are applied in the order they were queued, so a posted
+outcome is always committed before any later change to the same batch. A crash that loses a posted
+outcome leaves its batch SENDING, and the next run reads it back: it costs a read-back, never a
+resend. The queue is bounded: each task posts at most one change per request it makes, and every
+request first waits for a write that takes the whole queue with it.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from typing import Generic, TypeVar, cast
 import anyio
 import anyio.to_thread
 
+from bulkresign.errors import LedgerError
 from bulkresign.ledger import Ledger
 
 __all__ = ["Checkpointer", "CheckpointStats"]
@@ -27,6 +36,8 @@ T = TypeVar("T")
 @dataclass(eq=False)
 class _Op(Generic[T]):
     fn: Callable[[Ledger], T]
+    posted: bool = False
+    """Nobody waits for it: a failure is kept and raised by the next ``post`` or ``flush``."""
     done: bool = False
     result: T | None = None
     error: BaseException | None = None
@@ -53,6 +64,7 @@ class Checkpointer:
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
     _writes: int = 0
     _commits: int = 0
+    _failure: BaseException | None = None
 
     async def write(self, fn: Callable[[Ledger], T]) -> T:
         """Make ``fn``'s writes durable, grouped with whatever else is waiting."""
@@ -60,15 +72,35 @@ class Checkpointer:
         self._pending.append(cast(_Op[object], op))
         async with self._lock:
             if not op.done:
-                group, self._pending = self._pending, []
-                await anyio.to_thread.run_sync(self._flush, group)
+                await self._flush_pending()
         if op.error is not None:
             raise op.error
         return cast(T, op.result)
 
-    async def read(self, fn: Callable[[Ledger], T]) -> T:
-        """Run a read of the ledger off the event loop, after every write queued before it."""
+    def post(self, fn: Callable[[Ledger], object]) -> None:
+        """Queue ``fn``'s writes for the next commit without waiting for it.
+
+        Raises:
+            LedgerError: an earlier posted change failed to commit.
+        """
+        self._raise_failure()
+        self._pending.append(_Op(fn, posted=True))
+
+    @property
+    def queued(self) -> int:
+        """Changes queued and not yet committed."""
+        return len(self._pending)
+
+    async def flush(self) -> None:
+        """Commit every change queued so far (nothing to do when the queue is empty)."""
         async with self._lock:
+            await self._flush_pending()
+        self._raise_failure()
+
+    async def read(self, fn: Callable[[Ledger], T]) -> T:
+        """Run a read of the ledger off the event loop, after every change queued before it."""
+        async with self._lock:
+            await self._flush_pending()
             return await anyio.to_thread.run_sync(fn, self.ledger)
 
     @property
@@ -76,21 +108,42 @@ class Checkpointer:
         """Writes and commits so far."""
         return CheckpointStats(self._writes, self._commits)
 
+    async def _flush_pending(self) -> None:
+        """Commit the queue as it stands (the caller holds the lock).
+
+        Shielded: once the group is taken from the queue it must reach the ledger, or a caller
+        cancelled at the wrong moment would drop the other callers' changes with its own.
+        """
+        with anyio.CancelScope(shield=True):
+            if self._pending:
+                group, self._pending = self._pending, []
+                await anyio.to_thread.run_sync(self._flush, group)
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise LedgerError(f"a change to the state file failed: {self._failure}")
+
     def _flush(self, group: list[_Op[object]]) -> None:
         conn = self.ledger
-        with conn.transaction():
+        try:
+            with conn.transaction():
+                for op in group:
+                    # A savepoint per change: one failing write is returned to its caller
+                    # without undoing the others in the same commit.
+                    conn.savepoint()
+                    try:
+                        op.result = op.fn(conn)
+                    except Exception as exc:  # handed to the waiting caller, who re-raises it
+                        conn.rollback_to_savepoint()
+                        op.error = exc
+                    else:
+                        conn.release_savepoint()
+        except Exception as exc:  # the commit itself failed: nothing in the group is durable
             for op in group:
-                # A savepoint per write: one failing write is returned to its caller without
-                # undoing the others in the same commit.
-                conn.savepoint()
-                try:
-                    op.result = op.fn(conn)
-                except Exception as exc:  # handed to the waiting caller, who re-raises it
-                    conn.rollback_to_savepoint()
-                    op.error = exc
-                else:
-                    conn.release_savepoint()
+                op.error = exc
         for op in group:
             op.done = True
+            if op.posted and op.error is not None and self._failure is None:
+                self._failure = op.error
         self._writes += len(group)
         self._commits += 1

@@ -1,8 +1,10 @@
 """Dispatch: carry one batch from its recorded composition to a recorded outcome for every ID.
 
-Every send follows the same protocol: take a slot from the shared rate limiter, commit the intent
-(``SENDING``, with exactly the IDs about to leave), send, commit the outcome. What happens next
-depends only on the outcome's class (see :mod:`bulkresign.errors`):
+Every send follows the same protocol: commit the intent (``SENDING``, with exactly the IDs about
+to leave), take a slot from the shared rate limiter, send, record the outcome. A fresh batch's first
+intent is committed by the pipeline together with the batch itself; the outcome is posted to the
+next commit (:mod:`bulkresign.checkpoint`), so a request costs no commit of its own. What happens
+next depends only on the outcome's class (see :mod:`bulkresign.errors`):
 
 * success — the IDs sent are resigned;
 * not applied (throttled, no connection) — send the same IDs again later (throttling pauses every
@@ -59,6 +61,8 @@ class WorkItem:
 
     record: BatchRecord
     read_first: bool = False
+    intent: int = 0
+    """The attempt whose intent (every ID of the batch) is already committed, or 0."""
 
 
 @dataclass(eq=False)
@@ -77,6 +81,9 @@ class Dispatcher:
     rng: random.Random = field(default_factory=random.Random)
     stopping: anyio.Event = field(default_factory=anyio.Event)
     stop_reason: str | None = None
+    unsent: dict[int, int] = field(default_factory=dict)
+    """Batches whose intent is committed but whose request has not left: seq → attempt. What
+    is still here when the run ends is withdrawn (:func:`bulkresign.pipeline.run_pipeline`)."""
 
     def stop(self, reason: str) -> None:
         """Send nothing new; batches in progress park where they stand."""
@@ -87,7 +94,7 @@ class Dispatcher:
 
     async def finish(self, item: WorkItem) -> None:
         """Carry ``item`` as far as it can go before the run stops."""
-        await _Job(self, item.record).run(item.read_first)
+        await _Job(self, item.record).run(item.read_first, item.intent)
 
 
 class _Job:
@@ -101,7 +108,7 @@ class _Job:
         self.used_read_back = False
         self.closed = False
 
-    async def run(self, read_first: bool) -> None:
+    async def run(self, read_first: bool, intent: int = 0) -> None:
         pending = tuple(i for i in self.all_ids if i not in self.rows)
         if read_first and pending:
             found = await self._read_back(pending, why="resume")
@@ -114,7 +121,8 @@ class _Job:
             if self.d.stopping.is_set():
                 return
             ids = groups.pop()
-            outcome = await self._send(ids)
+            outcome = await self._send(ids, intent)
+            intent = 0
             if outcome is None:
                 tries = throttles = 0
             elif isinstance(outcome, Throttled):
@@ -142,7 +150,7 @@ class _Job:
                 groups.extend(more)
             else:
                 return
-        await self._close()
+        self._close()
 
     def _may_retry(self, tries: int) -> bool:
         d = self.d
@@ -155,16 +163,24 @@ class _Job:
         d.stats.retries += 1
         return True
 
-    async def _send(self, ids: tuple[str, ...]) -> ApiError | None:
-        """One resign request under the ledger protocol; ``None`` on success."""
+    async def _send(self, ids: tuple[str, ...], intent: int = 0) -> ApiError | None:
+        """One resign request under the ledger protocol; ``None`` on success.
+
+        ``intent`` is the attempt number when the pipeline already committed this send's intent.
+        """
         d = self.d
         # Intent first, then the slot: the request leaves right when its slot is granted, so the
         # server sees the limiter's spacing (a commit between the two would clump sends).
-        attempt = await d.checkpoint.write(lambda led: led.begin_attempt(self.seq, ids))
+        if intent:
+            attempt = intent
+        else:
+            attempt = await d.checkpoint.write(lambda led: led.begin_attempt(self.seq, ids))
         if attempt == 1:
             d.retry_budget.record_first_attempt()
         crash_point("after_intent_commit")
         sent_at = await d.limiter.acquire()
+        # From here on the request may have left: it is no longer the pipeline's to withdraw.
+        d.unsent.pop(self.seq, None)
         d.events.attempt_started(self.seq, attempt, "resign", ids)
         started = anyio.current_time()
         d.stats.requests += 1
@@ -204,8 +220,7 @@ class _Job:
             led.record_ids(self.seq, rows)
             led.set_state(self.seq, state)
 
-        with anyio.CancelScope(shield=True):
-            await d.checkpoint.write(record)
+        d.checkpoint.post(record)
         crash_point("after_outcome_commit")
         for row in rows:
             self.rows[row.id] = row
@@ -259,14 +274,14 @@ class _Job:
             for i in found.absent
         ]
         d.stats.resigned_by_readback += len(found.resigned)
-        await self._record(rows, state=BatchState.PENDING)
+        self._record(rows, state=BatchState.PENDING)
         return found
 
     async def _isolate(self, ids: tuple[str, ...], error: Rejected) -> list[tuple[str, ...]] | None:
         """Split a rejected group so the IDs the server refuses end up alone."""
         not_found = error.api_code == USER_NOT_FOUND
         if len(ids) == 1 and not not_found:
-            await self._record([_failed(ids[0], error)])
+            self._record([_failed(ids[0], error)])
             return []
         found = await self._read_back(ids, why=f"rejected {error.status_code}/{error.api_code}")
         if found is None:
@@ -274,7 +289,7 @@ class _Job:
         pending = found.pending
         if len(pending) == 1 and len(ids) == 1:
             # The server says "not found" but the read-back finds the user: record its answer.
-            await self._record([_failed(pending[0], error)])
+            self._record([_failed(pending[0], error)])
             return []
         if not pending:
             return []
@@ -283,7 +298,7 @@ class _Job:
         half = len(pending) // 2
         return [pending[half:], pending[:half]]
 
-    async def _record(self, rows: list[IdOutcome], state: BatchState | None = None) -> None:
+    def _record(self, rows: list[IdOutcome], state: BatchState | None = None) -> None:
         if not rows and state is None:
             return
         for row in rows:
@@ -297,14 +312,13 @@ class _Job:
             if state is not None:
                 led.set_state(self.seq, state)
 
-        with anyio.CancelScope(shield=True):
-            await self.d.checkpoint.write(write)
+        self.d.checkpoint.post(write)
         if errors and self.d.error_budget is not None:
             self.d.stats.errors += errors
             if self.d.error_budget.exceeded(self.d.stats.errors, self.d.stats.ids_processed):
                 self.d.stop(f"error budget exceeded ({self.d.stats.errors} IDs failed)")
 
-    async def _close(self) -> None:
+    def _close(self) -> None:
         """Every ID has an outcome: commit the batch's terminal state (once)."""
         outcomes = {r.outcome for r in self.rows.values()}
         if outcomes & {LineOutcome.NOT_FOUND, LineOutcome.FAILED}:
@@ -314,8 +328,7 @@ class _Job:
         else:
             state = BatchState.DONE
         if not self.closed:
-            with anyio.CancelScope(shield=True):
-                await self.d.checkpoint.write(lambda led: led.set_state(self.seq, state))
+            self.d.checkpoint.post(lambda led: led.set_state(self.seq, state))
         self.d.stats.batches_done += 1
         self.d.stats.ids_processed += len(self.all_ids)
         self.d.events.batch_closed(self.seq, state)

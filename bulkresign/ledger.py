@@ -179,18 +179,47 @@ class Ledger:
 
     # --- writes (call inside a transaction) -------------------------------------------------
 
-    def add_batch(self, batch: Batch) -> None:
-        """Record a new batch as PENDING; its composition never changes afterwards."""
+    def add_batch(self, batch: Batch, *, intent: bool = False) -> None:
+        """Record a new batch; its composition never changes afterwards.
+
+        With ``intent``, the batch is recorded SENDING with its first attempt (all its IDs) in
+        the same statement group: the intent to send it, committed ahead of the request.
+        Otherwise it is PENDING.
+        """
+        now = time.time()
+        ids = _join(batch.ids)
         self._conn.execute(
-            "INSERT INTO batches (seq, ids, lines, state, updated) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO batches (seq, ids, lines, state, attempts, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (
                 batch.seq,
-                _join(batch.ids),
+                ids,
                 ",".join(map(str, batch.lines)),
-                BatchState.PENDING,
-                time.time(),
+                BatchState.SENDING if intent else BatchState.PENDING,
+                1 if intent else 0,
+                now,
             ),
         )
+        if intent:
+            self._conn.execute(
+                "INSERT INTO attempts (seq, attempt, kind, ids, started) VALUES (?, 1, ?, ?, ?)",
+                (batch.seq, "resign", ids, now),
+            )
+
+    def withdraw_intent(self, seq: int, attempt: int) -> None:
+        """Forget attempt ``attempt`` of batch ``seq``, whose request never left: back to PENDING.
+
+        Only an attempt without an outcome is withdrawn; any other call changes nothing.
+        """
+        gone = self._conn.execute(
+            "DELETE FROM attempts WHERE seq = ? AND attempt = ? AND finished IS NULL",
+            (seq, attempt),
+        ).rowcount
+        if gone:
+            self._conn.execute(
+                "UPDATE batches SET attempts = ?, state = ?, updated = ? WHERE seq = ?",
+                (attempt - 1, BatchState.PENDING, time.time(), seq),
+            )
 
     def begin_attempt(self, seq: int, ids: Sequence[str], kind: str = "resign") -> int:
         """Record the intent to send ``ids`` of batch ``seq``; returns the attempt number.
@@ -320,6 +349,12 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error:
+                # A failed COMMIT (disk full, I/O error) can leave the transaction open.
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
         else:
             self._conn.execute("ROLLBACK")

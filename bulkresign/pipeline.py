@@ -2,14 +2,23 @@
 
 ```
  ingest thread ──chunks──▶ producer ──WorkItem (bounded stream)──▶ N workers ──▶ Dispatcher
-                              │ add_batch (group commit)                 │ intent / outcome
-                              ▼                                          ▼
-                            ledger ◀──────────────────────────────── checkpoint
+                              │ batches + first intents                  │ outcomes (posted)
+                              ▼            (one commit per chunk)        ▼
+                            ledger ◀──────────────────────────────── checkpoint ◀── flusher
 ```
 The producer first hands out the batches a previous run left open (those in SENDING or IN_DOUBT
 are read back before anything is resent), then streams the input again from the start: batches the
-ledger already holds are checked against it and skipped, new ones are recorded PENDING and handed
-out. The stream's buffer equals the number of workers, so memory stays flat whatever the input size.
+ledger already holds are checked against it and skipped, new ones are recorded SENDING together
+with the intent of their first attempt, one commit per chunk, and handed out. The stream's buffer
+equals the number of workers, so memory stays flat whatever the input size.
+
+Committing intents a chunk ahead is what makes a request cost no commit of its own (a commit's
+thread hop alone costs 0.1–0.3 ms of CPU here; docs/benchmarks.md). The price is paid only on a
+crash: batches whose intent was committed but whose request had not left are read back by the next
+run, like the ones in flight (at most a chunk, the stream's buffer and the workers' batches). When
+the run ends any other way — finished, stopped, cancelled — those intents are withdrawn, in a
+shielded commit, and the batches are PENDING again. A flusher commits posted outcomes every
+:data:`FLUSH_EVERY` seconds, so a crash loses at most that much progress to read-backs.
 
 Signals (https://anyio.readthedocs.io/en/stable/signals.html): the first SIGINT/SIGTERM stops new
 sends and gives in-flight requests ``grace`` seconds to finish and be recorded; a second one
@@ -42,6 +51,8 @@ __all__ = ["RunResult", "hash_file", "run_pipeline"]
 
 #: Batches pulled from the ingest thread per hop (one thread hop and one commit per chunk).
 CHUNK = 16
+#: Seconds between commits of posted outcomes when no intent commit carries them sooner.
+FLUSH_EVERY = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +105,13 @@ async def run_pipeline(
                         stats.skipped_done += sum(len(b.ids) for b in old)
                     if new:
                         await ckpt.write(partial(_add, batches=new))
+                        dispatcher.unsent.update((b.seq, 1) for b in new)
                         crash_point("after_batch_insert")
                     for b in new:
                         if dispatcher.stopping.is_set():
                             return
-                        await send.send(WorkItem(BatchRecord(b, BatchState.PENDING, 0, {})))
+                        record = BatchRecord(b, BatchState.SENDING, 1, {})
+                        await send.send(WorkItem(record, intent=1))
             except anyio.BrokenResourceError:
                 return  # every worker has stopped
             except LedgerMismatch as exc:
@@ -112,16 +125,23 @@ async def run_pipeline(
                     return
                 await dispatcher.finish(item)
 
-    async with anyio.create_task_group() as outer:
-        if signals:
-            outer.start_soon(_watch_signals, dispatcher, outer.cancel_scope, grace)
-        async with anyio.create_task_group() as workers:
-            send, recv = anyio.create_memory_object_stream[WorkItem](max_buffer_size=concurrency)
-            async with recv:
-                for _ in range(concurrency):
-                    workers.start_soon(work, recv.clone())
-            workers.start_soon(produce, send)
-        outer.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as outer:
+            if signals:
+                outer.start_soon(_watch_signals, dispatcher, outer.cancel_scope, grace)
+            outer.start_soon(_flush_periodically, ckpt)
+            async with anyio.create_task_group() as workers:
+                send, recv = anyio.create_memory_object_stream[WorkItem](
+                    max_buffer_size=concurrency
+                )
+                async with recv:
+                    for _ in range(concurrency):
+                        workers.start_soon(work, recv.clone())
+                workers.start_soon(produce, send)
+            outer.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await _settle(dispatcher)
     if mismatch:
         raise mismatch[0]
     counts = await ckpt.read(lambda led: led.state_counts())
@@ -139,7 +159,28 @@ def _take(batches: Iterator[Batch], n: int) -> list[Batch]:
 
 def _add(led: Ledger, *, batches: list[Batch]) -> None:
     for b in batches:
-        led.add_batch(b)
+        led.add_batch(b, intent=True)
+
+
+async def _flush_periodically(ckpt: Checkpointer) -> None:
+    while True:
+        await anyio.sleep(FLUSH_EVERY)
+        if ckpt.queued:
+            await ckpt.flush()
+
+
+async def _settle(dispatcher: Dispatcher) -> None:
+    """Withdraw the intents whose requests never left and commit every posted outcome."""
+    unsent = sorted(dispatcher.unsent.items())
+    dispatcher.unsent.clear()
+
+    def withdraw(led: Ledger) -> None:
+        for seq, attempt in unsent:
+            led.withdraw_intent(seq, attempt)
+
+    if unsent:
+        dispatcher.checkpoint.post(withdraw)
+    await dispatcher.checkpoint.flush()
 
 
 async def _check_known(ckpt: Checkpointer, batches: list[Batch]) -> None:

@@ -113,8 +113,42 @@ class TestCrashAndResume:
         assert result.finished
         assert_exactly_once(server, ids)
 
+    async def test_intents_committed_ahead_of_a_kill_are_read_back_then_sent_once(
+        self, harness: Harness
+    ) -> None:
+        """Batches a killed run recorded SENDING but never sent are read back, then sent once."""
+        ids = make_ids(150)
+        batches = make_batches(ids)
+        ledger = harness.ledger()
+        with ledger.transaction():
+            for b in batches:
+                ledger.add_batch(b, intent=True)  # what a SIGKILL right after the commit leaves
+        ledger.close()
+        server = FakeServer(set(ids))
+        result = await harness.run(server, batches, concurrency=2)
+        assert result.finished
+        assert_exactly_once(server, ids)
+        assert server.read_calls == len(batches)
+        assert server.resign_calls == len(batches)
+
 
 class TestStopping:
+    async def test_a_stopped_run_withdraws_the_intents_it_never_sent(
+        self, harness: Harness
+    ) -> None:
+        """Batches whose intent was committed ahead but whose request never left end PENDING."""
+        ids = make_ids(2000)
+        server = ForbiddenServer(set(ids))
+        result = await harness.run(server, make_batches(ids), concurrency=2)
+        assert not result.finished
+        ledger = harness.ledger()
+        sent = {r.batch.seq for r in ledger.open_batches() if r.attempts}
+        assert len(sent) == server.resign_calls <= 2
+        for rec in ledger.open_batches():
+            assert rec.state is BatchState.PENDING
+            if rec.batch.seq not in sent:
+                assert rec.attempts == 0 and ledger.attempts(rec.batch.seq) == []
+
     async def test_a_fatal_error_stops_the_run_with_batches_left_open(
         self, harness: Harness
     ) -> None:

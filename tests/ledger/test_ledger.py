@@ -198,3 +198,90 @@ class TestCheckpointer:
         await ckpt.write(lambda led: led.add_batch(batch(0)))
         assert await ckpt.write(lambda led: led.begin_attempt(0, ("a",))) == 1
         assert await ckpt.write(lambda led: led.begin_attempt(0, ("a",))) == 2
+
+
+class TestPostedWrites:
+    async def test_a_posted_change_rides_on_the_next_write(self, ledger: Ledger) -> None:
+        """post() queues without committing; the next write commits both, in order."""
+        ckpt = Checkpointer(ledger)
+        await ckpt.write(lambda led: led.add_batch(batch(0)))
+        ckpt.post(lambda led: led.set_state(0, BatchState.DONE))
+        assert ckpt.queued == 1
+        assert ledger.batch(0).state is BatchState.PENDING  # type: ignore[union-attr]
+        await ckpt.write(lambda led: led.add_batch(batch(1)))
+        assert ckpt.queued == 0
+        assert ledger.batch(0).state is BatchState.DONE  # type: ignore[union-attr]
+
+    async def test_a_read_sees_every_change_posted_before_it(self, ledger: Ledger) -> None:
+        """read() commits the queue first, so it never misses a posted outcome."""
+        ckpt = Checkpointer(ledger)
+        await ckpt.write(lambda led: led.add_batch(batch(0)))
+        ckpt.post(lambda led: led.set_state(0, BatchState.DONE))
+        rec = await ckpt.read(lambda led: led.batch(0))
+        assert rec is not None and rec.state is BatchState.DONE
+
+    async def test_a_failed_posted_change_is_raised_by_the_next_flush(self, ledger: Ledger) -> None:
+        """Nobody waits for a posted change, so its failure stops the next flush and post."""
+        ckpt = Checkpointer(ledger)
+        await ckpt.write(lambda led: led.add_batch(batch(0)))
+        ckpt.post(lambda led: led.add_batch(batch(0)))  # a duplicate key
+        with pytest.raises(LedgerError, match="failed"):
+            await ckpt.flush()
+        with pytest.raises(LedgerError):
+            ckpt.post(lambda led: led.set_state(0, BatchState.DONE))
+
+    async def test_a_cancelled_flush_still_commits_what_it_took(self, ledger: Ledger) -> None:
+        """A cancellation that lands after the queue was taken never drops the changes in it."""
+        ckpt = Checkpointer(ledger)
+        for seq in range(8):
+            ckpt.post(lambda led, seq=seq: led.add_batch(batch(seq)))
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await ckpt._flush_pending()  # the step a cancelled periodic flusher can be in
+        assert ckpt.queued == 0
+        assert ledger.last_seq() == 7
+
+    async def test_a_flush_cancelled_before_it_starts_leaves_the_queue(
+        self, ledger: Ledger
+    ) -> None:
+        """A flush cancelled before it takes the lock commits nothing and loses nothing."""
+        ckpt = Checkpointer(ledger)
+        ckpt.post(lambda led: led.add_batch(batch(0)))
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await ckpt.flush()
+        assert ckpt.queued == 1
+        await ckpt.flush()
+        assert ledger.last_seq() == 0
+
+
+class TestIntents:
+    def test_a_batch_added_with_its_intent_is_sending_attempt_one(self, ledger: Ledger) -> None:
+        """add_batch(intent=True) records the batch SENDING and attempt 1 with all its IDs."""
+        b = batch(0)
+        with ledger.transaction():
+            ledger.add_batch(b, intent=True)
+        rec = ledger.batch(0)
+        assert rec is not None and rec.state is BatchState.SENDING and rec.attempts == 1
+        (attempt,) = ledger.attempts(0)
+        assert attempt.attempt == 1 and attempt.ids == b.ids and attempt.finished is None
+
+    def test_withdrawing_an_unsent_intent_leaves_a_pending_batch(self, ledger: Ledger) -> None:
+        """An intent whose request never left is forgotten: PENDING, no attempts."""
+        with ledger.transaction():
+            ledger.add_batch(batch(0), intent=True)
+            ledger.withdraw_intent(0, 1)
+        rec = ledger.batch(0)
+        assert rec is not None and rec.state is BatchState.PENDING and rec.attempts == 0
+        assert ledger.attempts(0) == []
+
+    def test_an_attempt_with_an_outcome_is_never_withdrawn(self, ledger: Ledger) -> None:
+        """withdraw_intent changes nothing once the attempt has a recorded outcome."""
+        with ledger.transaction():
+            ledger.add_batch(batch(0), intent=True)
+            ledger.finish_attempt(0, 1, "ok", status_code=200)
+            ledger.set_state(0, BatchState.DONE)
+            ledger.withdraw_intent(0, 1)
+        rec = ledger.batch(0)
+        assert rec is not None and rec.state is BatchState.DONE
+        assert len(ledger.attempts(0)) == 1
