@@ -52,7 +52,8 @@ class LogEvents:
     """One JSON event per attempt, read-back, closed batch and stop."""
 
     def __init__(self) -> None:
-        self._log = get_logger()
+        # Bound once: the lazy proxy would rebuild the logger for every event (300 a second).
+        self._log = get_logger().bind()
 
     def attempt_started(self, seq: int, attempt: int, kind: str, ids: Sequence[str]) -> None:
         """Log ``attempt_started``."""

@@ -145,6 +145,19 @@ class TestRedaction:
         assert CANARY not in text
         assert f"x{REDACTED}y" in text
 
+    def test_a_secret_among_many_plain_strings_is_redacted(self, log_path: Path) -> None:
+        """A list of IDs (scanned in one pass) still loses a secret hidden at any position."""
+        configure_logging(log_path, secrets=[CANARY])
+        ids = [f"{i:024x}" for i in range(50)]
+        for at in (0, 25, 49):
+            get_logger().info("batch", notes=[*ids[:at], f"x{CANARY}", *ids[at:]])
+        get_logger().info("clean", notes=ids)
+        reset_logging()
+        text = log_path.read_text()
+        assert CANARY not in text
+        assert text.count(f"x{REDACTED}") == 3
+        assert ids[7] in text
+
     def test_canary_in_exception_message_and_traceback_is_redacted(self, log_path: Path) -> None:
         """Exceptions, logged as a field or with their traceback, lose the secret too."""
         configure_logging(log_path, secrets=[CANARY])
