@@ -9,6 +9,7 @@ the error tree, so the decision "could this have been applied?" lives in one pur
 
 from __future__ import annotations
 
+import functools
 import inspect
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -189,12 +190,7 @@ class AiohttpTransport:
         """Send one request and read the whole body; raises aiohttp's exceptions."""
         if self._session is None:
             raise RuntimeError("AiohttpTransport used outside 'async with'")
-        client_timeout = aiohttp.ClientTimeout(
-            total=timeout.total,
-            connect=timeout.connect,
-            sock_connect=timeout.connect,
-            sock_read=timeout.read,
-        )
+        client_timeout = _client_timeout(timeout)
         with anyio.fail_after(timeout.total + _BACKSTOP_SECONDS):
             async with self._session.request(
                 method,
@@ -219,6 +215,17 @@ class AiohttpTransport:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+@functools.lru_cache(maxsize=8)
+def _client_timeout(timeout: Timeouts) -> aiohttp.ClientTimeout:
+    """aiohttp's form of ``timeout`` (a run uses one or two, so they are built once)."""
+    return aiohttp.ClientTimeout(
+        total=timeout.total,
+        connect=timeout.connect,
+        sock_connect=timeout.connect,
+        sock_read=timeout.read,
+    )
 
 
 #: A test handler: from a request to a response (or an awaitable of one), or it raises.
