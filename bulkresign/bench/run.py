@@ -1,22 +1,19 @@
-"""Generated inputs, and one whole run through :func:`~bulkresign.job.run_job` against a probe."""
+"""Generated inputs, and one whole run through :func:`~bulkresign.job.run_job` against a probe.
+
+The run's client is a child process (:mod:`bulkresign.bench.client`); the probe serves from a
+thread of this one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import os
+import subprocess
 from pathlib import Path
-from typing import Any
 
-import anyio
 import numpy as np
 
+from bulkresign.bench.client import ClientArgs, ClientResult, demo_credentials
 from bulkresign.bench.probe import Probe, RunReport, summarize
-from bulkresign.config import Credentials, Secret
-from bulkresign.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
-from bulkresign.inputspec import Format, InputSpec
-from bulkresign.job import JobConfig, run_job
-from bulkresign.limiter import LimiterStats
-from bulkresign.models import MAX_BATCH
-from bulkresign.stats import RunStats
 
 __all__ = ["demo_credentials", "measure_run", "write_ids"]
 
@@ -24,8 +21,7 @@ _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 #: An odd 64-bit constant: multiplying by it modulo 2^64 is a bijection, so IDs never repeat.
 _SPREAD = np.uint64(0x9E3779B97F4A7C15)
 _ROWS_PER_WRITE = 1 << 20
-#: How often the client's paced rate is sampled for the timeline, in seconds.
-_SAMPLE_EVERY = 0.1
+_PRIVATE_ENV = ("GENAUTH_", "BULKRESIGN_")
 
 
 def write_ids(path: Path, n: int, *, seed: int = 0) -> Path:
@@ -51,24 +47,6 @@ def write_ids(path: Path, n: int, *, seed: int = 0) -> Path:
     return path
 
 
-def demo_credentials() -> Credentials:
-    """The emulator's public demo access key."""
-    return Credentials(DEMO_ACCESS_KEY_ID, Secret(DEMO_ACCESS_KEY_SECRET))
-
-
-def _pace_sampler(
-    into: list[tuple[float, float]], clock: Callable[[], float]
-) -> Callable[[RunStats, Callable[[], LimiterStats]], Coroutine[Any, Any, None]]:
-    """A ``watch`` for :func:`run_job` that samples the limiter's rate on ``clock``."""
-
-    async def watch(_: RunStats, limiter: Callable[[], LimiterStats]) -> None:
-        while True:
-            into.append((clock(), limiter().current_rate))
-            await anyio.sleep(_SAMPLE_EVERY)
-
-    return watch
-
-
 def measure_run(
     workdir: Path,
     *,
@@ -88,29 +66,23 @@ def measure_run(
     source = write_ids(workdir / f"bench-{seed}.ids", ids, seed=seed)
     state = workdir / f"bench-{seed}.state"
     probe = Probe(limit=limit, latency_ms=latency_ms)
-    paced: list[tuple[float, float]] = []
     try:
         with probe.serving() as server:
-            cfg = JobConfig(
-                spec=InputSpec(str(source), format=Format.LINES, batch_size=MAX_BATCH),
-                host=server.url,
-                credentials=demo_credentials(),
-                state=state,
-                rate=rate,
-                concurrency=concurrency,
-                signals=False,
+            args = ClientArgs(server.url, str(source), str(state), rate, concurrency, timeout)
+            # No crash point or credentials of the caller's reach the child.
+            env = {k: v for k, v in os.environ.items() if not k.startswith(_PRIVATE_ENV)}
+            child = subprocess.run(  # noqa: S603 - this interpreter, our module, our arguments
+                args.argv(),
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                timeout=timeout + 60,
+                check=False,
             )
-
-            async def main() -> bool:
-                watch = _pace_sampler(paced, probe.emulator.clock)
-                with anyio.move_on_after(timeout):
-                    outcome = await run_job(cfg, watch=watch)
-                    return outcome is not None and outcome.result.finished
-                return False
-
-            started = probe.emulator.clock()
-            finished = anyio.run(main)
-            ended = probe.emulator.clock()
+            if child.returncode != 0:
+                tail = child.stderr.decode(errors="replace")[-2000:]
+                raise RuntimeError(f"the measured client failed ({child.returncode}):\n{tail}")
+            result = ClientResult.parse(child.stdout.splitlines()[-1])
     finally:
         for leftover in (source, *workdir.glob(f"{state.name}*")):
             leftover.unlink(missing_ok=True)
@@ -118,8 +90,8 @@ def measure_run(
         probe,
         ids=ids,
         rate=rate,
-        started=started,
-        ended=ended,
-        finished=finished,
-        paced=paced,
+        started=result.started,
+        ended=result.ended,
+        finished=result.finished,
+        paced=result.paced,
     )

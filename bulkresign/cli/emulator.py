@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import ipaddress
 import os
 import signal
@@ -161,6 +162,9 @@ def handle(args: argparse.Namespace) -> int:
             "accepts the demo credentials to the network. Use 127.0.0.1 unless you mean it.",
             file=sys.stderr,
         )
+    # The pool and the modules live as long as the server: keep them out of full collections,
+    # whose pauses would make the rate window see queued requests as one burst.
+    gc.freeze()
     asyncio.run(_serve_until_signal(emulator, args.host, args.port, args.ready_file))
     return ExitCode.OK
 
