@@ -84,6 +84,9 @@ class IngestStats:
     input_sha256: str
     bytes_read: int
     done: bool
+    dedup_bytes: int = 0
+    """Memory held by the exact-dedup table of accepted IDs (the one stage that grows with the
+    input, 20–38 bytes an ID)."""
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready dict of every field."""
@@ -105,6 +108,7 @@ class IngestStats:
             "sha256": self.sha256,
             "input_sha256": self.input_sha256,
             "bytes_read": self.bytes_read,
+            "dedup_bytes": self.dedup_bytes,
             "done": self.done,
         }
 
@@ -129,6 +133,7 @@ class Tally:
     accepted_hash: hashlib._Hash = field(default_factory=hashlib.sha256)
     input_sha256: str = ""
     bytes_read: int = 0
+    dedup_bytes: int = 0
     done: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -170,4 +175,5 @@ class Tally:
             input_sha256=self.input_sha256,
             bytes_read=self.bytes_read,
             done=self.done,
+            dedup_bytes=self.dedup_bytes,
         )
