@@ -123,30 +123,37 @@ def run(big: bool, command: str) -> Section:
         + f"\n\nPeak RSS grew {growth:.2f}× from {small.report.ids:,} to {large.report.ids:,} "
         f"IDs, {per_id:.0f} bytes per extra ID, of which the dedup table {table_per_id:.0f}; "
         f"less the table, {flat:.2f}×."
+        + (
+            ""
+            if big
+            else " The flatness target is set between 1M and 10M IDs and checked by `--big`: "
+            "below 1M the read-ahead and batch buffers are still filling up."
+        )
     )
     checks = [
         Check(f"{s.report.ids:,} IDs: {c.name}", c.value, c.target, c.ok)
         for s in done
         for c in end_to_end_checks(s.report)
     ]
-    checks.append(
-        Check(
-            "peak RSS less the dedup table flat",
-            f"{flat:.2f}× ({small.pipeline_rss / 2**20:,.0f} → "
-            f"{large.pipeline_rss / 2**20:,.0f} MiB)",
-            f"≤ {FLAT:.2f}×",
-            flat <= FLAT,
+    if big:  # the target is set between 1M and 10M; below 1M the buffers are still filling up
+        checks.append(
+            Check(
+                "peak RSS less the dedup table flat, 1M → 10M",
+                f"{flat:.2f}× ({small.pipeline_rss / 2**20:,.0f} → "
+                f"{large.pipeline_rss / 2**20:,.0f} MiB)",
+                f"≤ {FLAT:.2f}×",
+                flat <= FLAT,
+            )
         )
-    )
-    checks.append(
-        Check(
-            "peak RSS flat, dedup table included",
-            f"{growth:.2f}× ({small.child.max_rss / 2**20:,.0f} → "
-            f"{large.child.max_rss / 2**20:,.0f} MiB)",
-            f"≤ {FLAT:.2f}×",
-            growth <= FLAT,
+        checks.append(
+            Check(
+                "peak RSS flat, dedup table included, 1M → 10M",
+                f"{growth:.2f}× ({small.child.max_rss / 2**20:,.0f} → "
+                f"{large.child.max_rss / 2**20:,.0f} MiB)",
+                f"≤ {FLAT:.2f}×",
+                growth <= FLAT,
+            )
         )
-    )
     checks.append(
         Check(
             "every user resigned exactly once",

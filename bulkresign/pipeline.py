@@ -104,8 +104,10 @@ async def run_pipeline(
                         await _check_known(ckpt, old)
                         stats.skipped_done += sum(len(b.ids) for b in old)
                     if new:
-                        await ckpt.write(partial(_add, batches=new))
+                        # Listed first: if this task is cancelled while the commit lands, the
+                        # intents are still withdrawn (withdrawing one never written is a no-op).
                         dispatcher.unsent.update((b.seq, 1) for b in new)
+                        await ckpt.write(partial(_add, batches=new))
                         crash_point("after_batch_insert")
                     for b in new:
                         if dispatcher.stopping.is_set():
