@@ -110,7 +110,8 @@ class _Job:
         self.closed = False
 
     async def run(self, read_first: bool, intent: int = 0) -> None:
-        pending = tuple(i for i in self.all_ids if i not in self.rows)
+        rows = self.rows
+        pending = tuple(i for i in self.all_ids if i not in rows) if rows else self.all_ids
         if read_first and pending:
             found = await self._read_back(pending, why="resume")
             if found is None:

@@ -62,6 +62,15 @@ class TestBatches:
         n = sum(1 for _ in reader.batches())
         assert reader.stats.batches == n == drain(path).batches
 
+    def test_the_dedup_tables_size_is_counted(self, write: Write) -> None:
+        """The counts carry the dedup table's bytes: at least 16 per accepted ID, 0 before."""
+        path = write(messy(IDS))
+        reader = ingest(path)
+        assert reader.stats.dedup_bytes == 0
+        stats = reader.drain()
+        assert stats.dedup_bytes >= 16 * stats.accepted
+        assert stats.as_dict()["dedup_bytes"] == stats.dedup_bytes
+
 
 class TestDeterminism:
     def test_two_runs_give_the_same_batches(self, write: Write) -> None:
