@@ -10,7 +10,7 @@ a bijection of 128-bit values: storing the scrambled pair is storing the key, an
 apart, and settles almost every comparison on its own. The few keys with ``w0 == 0`` (the zero
 key among them, otherwise one in 2⁶⁴) are kept in a Python set.
 
-Layout: 16 partitions (by the top 4 bits of ``w0``), each an open-addressing table of 4-slot
+Layout: 64 partitions (by the top 6 bits of ``w0``), each an open-addressing table of 4-slot
 buckets with linear probing from bucket to bucket (https://en.wikipedia.org/wiki/Linear_probing),
 the two words in two arrays. Bucket ``i`` of ``n`` comes from the next 32 bits by Lemire's
 multiply-shift (https://lemire.me/blog/2016/06/27/a-fast-alternative-to-the-modulo-reduction/),
@@ -26,7 +26,7 @@ Slots fill from the left and are never freed, so a bucket with a free slot ends 
 sequence that reaches it. A partition grows when it would pass a load of 0.8: by 1.9×, or less
 when the reader's estimate of the final count (:meth:`KeyTable.expect`) says less will do. So the
 table holds 20–38 bytes per key (about 21 when the estimate is good), and growing one partition at
-a time keeps the transient to 1/16 of it. A grown partition is rebuilt without probing: its keys,
+a time keeps the transient to 1/64 of it. A grown partition is rebuilt without probing: its keys,
 sorted by ``w0``, are laid out in one pass.
 """
 
