@@ -35,8 +35,8 @@ Mask = npt.NDArray[np.bool_]
 Idx = npt.NDArray[np.intp]
 Scrambler = Callable[[U64, U64], tuple[U64, U64]]
 
-#: Partitions are picked by the top PART_BITS bits of w0: 64 of them, so the transient of growing
-#: one (its keys copied, sorted and re-laid) stays near 1/64 of the table (35 MB at 10M IDs with 16).
+#: Partitions are picked by the top PART_BITS bits of w0: 64 of them, so the transient of
+#: growing one (its keys copied, sorted and re-laid) stays near 1/64 of the table.
 PART_BITS = 6
 #: Slots per bucket: four 8-byte words of w0, one cache line with its w1 row beside it.
 BUCKET = 4
