@@ -113,7 +113,7 @@ async def run_pipeline(
                         if dispatcher.stopping.is_set():
                             return
                         record = BatchRecord(b, BatchState.SENDING, 1, {})
-                        await send.send(WorkItem(record, intent=1))
+                        await _put(send, WorkItem(record, intent=1))
             except anyio.BrokenResourceError:
                 return  # every worker has stopped
             except LedgerMismatch as exc:
@@ -122,7 +122,7 @@ async def run_pipeline(
 
     async def work(recv: MemoryObjectReceiveStream[WorkItem]) -> None:
         async with recv:
-            async for item in recv:
+            while (item := await _take_item(recv)) is not None:
                 if dispatcher.stopping.is_set():
                     return
                 await dispatcher.finish(item)
@@ -153,6 +153,32 @@ async def run_pipeline(
 
 
 _TERMINAL_STATES = (BatchState.DONE, BatchState.REJECTED, BatchState.RECONCILED)
+
+
+# The streams' send() and receive() each yield to the event loop first, even when they need not
+# wait: two loop iterations a request, about a tenth of the client's CPU at 300 req/s. These skip
+# the yield when the item (or the room) is there; the worker's next await (the rate limiter, which
+# checks for cancellation) or the producer's next chunk is the checkpoint instead.
+
+
+async def _put(send: MemoryObjectSendStream[WorkItem], item: WorkItem) -> None:
+    try:
+        send.send_nowait(item)
+    except anyio.WouldBlock:
+        await send.send(item)
+
+
+async def _take_item(recv: MemoryObjectReceiveStream[WorkItem]) -> WorkItem | None:
+    """The next item, or ``None`` once the producer is done."""
+    try:
+        return recv.receive_nowait()
+    except anyio.WouldBlock:
+        try:
+            return await recv.receive()
+        except anyio.EndOfStream:
+            return None
+    except anyio.EndOfStream:
+        return None
 
 
 def _take(batches: Iterator[Batch], n: int) -> list[Batch]:
