@@ -139,8 +139,14 @@ def run_sdk(host: str, source: Path, *, timeout: float) -> ClientRun:
     return _timed(go)
 
 
-def run_bare_aiohttp(host: str, source: Path, *, timeout: float) -> ClientRun:
-    """Post every 50 IDs of ``source`` over :data:`THREADS` keep-alive connections."""
+def run_bare_aiohttp(
+    host: str, source: Path, *, timeout: float, rate: float | None = None
+) -> ClientRun:
+    """Post every 50 IDs of ``source`` over :data:`THREADS` keep-alive connections.
+
+    With ``rate``, each send waits for the next slot of a plain fixed-interval schedule: the CPU
+    floor of a paced client, with no ledger, no ingest and no classification.
+    """
 
     async def main() -> tuple[int, int, bool]:
         bodies = [orjson.dumps({"userIds": b}) for b in _batches(source)]
@@ -155,10 +161,15 @@ def run_bare_aiohttp(host: str, source: Path, *, timeout: float) -> ClientRun:
                 "content-type": "application/json",
             }
             todo = iter(bodies)
+            interval = 1 / rate if rate else 0.0
+            next_slot = time.monotonic()
 
             async def worker() -> None:
-                nonlocal failed
+                nonlocal failed, next_slot
                 for body in todo:
+                    if interval:
+                        slot = next_slot = max(next_slot, time.monotonic()) + interval
+                        await anyio.sleep(max(0.0, slot - interval - time.monotonic()))
                     async with http.post(f"{host}{_RESIGN}", data=body, headers=headers) as r:
                         failed += orjson.loads(await r.read()).get("statusCode") != 200
 

@@ -163,7 +163,7 @@ def run(big: bool, command: str) -> Section:
         )
     )
     points = [(s.report.ids, s.child.max_rss / 2**20) for s in done]
-    images = (IMAGE,) if plot_rss(HERE / IMAGE, points) else ()
+    images: tuple[str, ...] = (IMAGE,) if plot_rss(HERE / IMAGE, points) else ()
     runs = [(f"bulkresign run, {large.report.ids:,} IDs at --rate {RATE:g}", large.report)]
     images += (TIMELINE,) if plot_timelines(HERE / TIMELINE, runs) else ()
     return Section(NAME, command, body, tuple(checks), images)
