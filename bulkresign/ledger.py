@@ -24,11 +24,10 @@ from pathlib import Path
 
 import orjson
 
-from bulkresign.errors import LedgerError, LedgerMismatch
+from bulkresign.errors import LedgerError
 from bulkresign.files import check_private, ensure_private
 from bulkresign.models import Batch, BatchState, LineOutcome
 from bulkresign.records import (
-    BINDING,
     SCHEMA,
     SCHEMA_VERSION,
     TERMINAL,
@@ -36,6 +35,9 @@ from bulkresign.records import (
     BatchRecord,
     IdOutcome,
     Manifest,
+    check_manifest,
+    join_ids,
+    split_ids,
 )
 
 __all__ = [
@@ -47,15 +49,6 @@ __all__ = [
     "Ledger",
     "Manifest",
 ]
-
-
-def _join(ids: Sequence[str]) -> str:
-    # IDs never contain "\n": the reader splits on it, so it is a safe separator.
-    return "\n".join(ids)
-
-
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(text.split("\n")) if text else ()
 
 
 class Ledger:
@@ -120,27 +113,7 @@ class Ledger:
             self._conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
 
     def _check(self, manifest: Manifest | None) -> None:
-        meta = self.meta()
-        version = meta.get("schema_version")
-        if version != str(SCHEMA_VERSION):
-            raise LedgerError(
-                f"{self.path}: schema version {version}, this bulkresign reads {SCHEMA_VERSION}"
-            )
-        if manifest is None:
-            return
-        want = manifest.as_meta()
-        for key in BINDING:
-            if meta.get(key) != want.get(key):
-                raise LedgerMismatch(
-                    f"{self.path}: made for {key}={meta.get(key)!r}, not {want.get(key)!r}; "
-                    "use another --state file for a different run"
-                )
-        stored, given = meta.get("input_sha256"), manifest.input_sha256
-        if stored and given and stored != given:
-            raise LedgerMismatch(
-                f"{self.path}: made for an input with SHA-256 {stored[:16]}…, but "
-                f"{manifest.input_path} now hashes to {given[:16]}…; the input changed"
-            )
+        check_manifest(self.path, self.meta(), manifest)
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL)."""
@@ -187,7 +160,7 @@ class Ledger:
         Otherwise it is PENDING.
         """
         now = time.time()
-        ids = _join(batch.ids)
+        ids = join_ids(batch.ids)
         self._conn.execute(
             "INSERT INTO batches (seq, ids, lines, state, attempts, updated) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -233,7 +206,7 @@ class Ledger:
         ).fetchone()
         self._conn.execute(
             "INSERT INTO attempts (seq, attempt, kind, ids, started) VALUES (?, ?, ?, ?, ?)",
-            (seq, attempt, kind, _join(ids), time.time()),
+            (seq, attempt, kind, join_ids(ids), time.time()),
         )
         if kind == "resign":
             self.set_state(seq, BatchState.SENDING)
@@ -289,7 +262,7 @@ class Ledger:
                 (seq,),
             )
         }
-        batch = Batch(seq, _split(ids), tuple(int(x) for x in lines.split(",") if x))
+        batch = Batch(seq, split_ids(ids), tuple(int(x) for x in lines.split(",") if x))
         return BatchRecord(batch, BatchState(state), attempts, outcomes)
 
     def open_batches(self) -> list[BatchRecord]:
@@ -312,7 +285,7 @@ class Ledger:
     def batch_ids(self, seq: int) -> tuple[str, ...] | None:
         """Only the composition of batch ``seq`` (cheap: no per-ID rows)."""
         row = self._conn.execute("SELECT ids FROM batches WHERE seq = ?", (seq,)).fetchone()
-        return None if row is None else _split(row[0])
+        return None if row is None else split_ids(row[0])
 
     def last_seq(self) -> int:
         """The highest recorded batch number, or -1."""
@@ -326,7 +299,7 @@ class Ledger:
             "request_id, message FROM attempts WHERE seq = ? ORDER BY attempt",
             (seq,),
         ).fetchall()
-        return [Attempt(r[0], r[1], r[2], _split(r[3]), *r[4:]) for r in rows]
+        return [Attempt(r[0], r[1], r[2], split_ids(r[3]), *r[4:]) for r in rows]
 
     def state_counts(self) -> dict[BatchState, int]:
         """How many batches are in each state."""

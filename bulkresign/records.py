@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from bulkresign.errors import LedgerError, LedgerMismatch
 from bulkresign.models import Batch, BatchState, LineOutcome
 
 __all__ = [
@@ -15,6 +18,9 @@ __all__ = [
     "BatchRecord",
     "IdOutcome",
     "Manifest",
+    "check_manifest",
+    "join_ids",
+    "split_ids",
 ]
 
 SCHEMA_VERSION = 1
@@ -128,3 +134,42 @@ class BatchRecord:
     def remaining(self) -> tuple[str, ...]:
         """IDs of the batch with no recorded per-ID outcome yet, in batch order."""
         return tuple(i for i in self.batch.ids if i not in self.outcomes)
+
+
+def join_ids(ids: Sequence[str]) -> str:
+    """IDs as the ledger stores them: one text, ``\n``-separated (no valid ID holds one)."""
+    return "\n".join(ids)
+
+
+def split_ids(text: str) -> tuple[str, ...]:
+    """The IDs of a stored text (:func:`join_ids` read back)."""
+    return tuple(text.split("\n")) if text else ()
+
+
+def check_manifest(path: Path, meta: Mapping[str, str], manifest: Manifest | None) -> None:
+    """Refuse a state file of another schema, or (given ``manifest``) bound to another run.
+
+    Raises:
+        LedgerError: the schema version differs.
+        LedgerMismatch: a :data:`BINDING` value or the input's SHA-256 differs.
+    """
+    version = meta.get("schema_version")
+    if version != str(SCHEMA_VERSION):
+        raise LedgerError(
+            f"{path}: schema version {version}, this bulkresign reads {SCHEMA_VERSION}"
+        )
+    if manifest is None:
+        return
+    want = manifest.as_meta()
+    for key in BINDING:
+        if meta.get(key) != want.get(key):
+            raise LedgerMismatch(
+                f"{path}: made for {key}={meta.get(key)!r}, not {want.get(key)!r}; "
+                "use another --state file for a different run"
+            )
+    stored, given = meta.get("input_sha256"), manifest.input_sha256
+    if stored and given and stored != given:
+        raise LedgerMismatch(
+            f"{path}: made for an input with SHA-256 {stored[:16]}…, but "
+            f"{manifest.input_path} now hashes to {given[:16]}…; the input changed"
+        )
