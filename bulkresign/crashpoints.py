@@ -3,7 +3,7 @@
 ``BULKRESIGN_CRASH_AT=after_send_before_commit`` kills the process with SIGKILL the first time
 that point is reached; ``name:N`` at the N-th time. Without the variable a point costs one dict
 lookup. The crash tests use these to prove that every window between "intent committed",
-"request sent" and "outcome committed" recovers without resigning anyone twice.
+"request sent", "outcome posted" and "outcome committed" recovers without resigning anyone twice.
 """
 
 from __future__ import annotations

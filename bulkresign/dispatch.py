@@ -321,7 +321,7 @@ class _Job:
                 self.d.stop(f"error budget exceeded ({self.d.stats.errors} IDs failed)")
 
     def _close(self) -> None:
-        """Every ID has an outcome: commit the batch's terminal state (once)."""
+        """Every ID has an outcome: record the batch's terminal state (once)."""
         outcomes = {r.outcome for r in self.rows.values()}
         if outcomes & {LineOutcome.NOT_FOUND, LineOutcome.FAILED}:
             state = BatchState.REJECTED

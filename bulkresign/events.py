@@ -32,7 +32,7 @@ class Events(Protocol):
         error: ApiError | None,
         request_id: str | None,
     ) -> None:
-        """The request's outcome was committed."""
+        """The request's outcome was recorded (posted to the ledger's next commit)."""
 
     def read_back(self, seq: int, ids: Sequence[str], why: str) -> None:
         """A read-back is about to resolve ``ids``."""
