@@ -1,35 +1,12 @@
-"""An emulator in a thread, credentials in the environment, and a sample input."""
+"""A sample input (the emulator pool is the shared ``server`` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bulkresign.emulator import (
-    DEMO_ACCESS_KEY_ID,
-    DEMO_ACCESS_KEY_SECRET,
-    Emulator,
-    EmulatorConfig,
-    RunningServer,
-    serve_in_thread,
-    synthetic_user_id,
-)
-
-USERS = 400
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningServer]:
-    """A clean emulator with 400 users; GENAUTH_* point at it."""
-    emu = Emulator(EmulatorConfig(rate_limit=None))
-    emu.generate(USERS)
-    with serve_in_thread(emu) as running:
-        monkeypatch.setenv("GENAUTH_ACCESS_KEY_ID", DEMO_ACCESS_KEY_ID)
-        monkeypatch.setenv("GENAUTH_ACCESS_KEY_SECRET", DEMO_ACCESS_KEY_SECRET)
-        monkeypatch.setenv("GENAUTH_HOST", running.url)
-        yield running
+from bulkresign.emulator import synthetic_user_id
 
 
 @pytest.fixture

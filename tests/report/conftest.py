@@ -1,24 +1,17 @@
-"""Fixtures for status, report and verify: input files and an emulator."""
+"""Fixtures for status, report and verify: input files and ledgers (the emulator pool is the
+shared ``server`` fixture of tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from bulkresign.emulator import (
-    DEMO_ACCESS_KEY_ID,
-    DEMO_ACCESS_KEY_SECRET,
-    Emulator,
-    EmulatorConfig,
-    RunningServer,
-    serve_in_thread,
-)
 from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import IdOutcome, Ledger
 from bulkresign.models import BatchState, LineOutcome
-from tests.report.helpers import LINES, USERS, hex_id, make_ledger, resign_ok, settle
+from tests.report.helpers import LINES, hex_id, make_ledger, resign_ok, settle
 
 
 @pytest.fixture
@@ -31,18 +24,6 @@ def write_input(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningServer]:
-    """A clean emulator with 400 users; the GENAUTH_* credentials and host point at it."""
-    emu = Emulator(EmulatorConfig(rate_limit=None))
-    emu.generate(USERS)
-    with serve_in_thread(emu) as running:
-        monkeypatch.setenv("GENAUTH_ACCESS_KEY_ID", DEMO_ACCESS_KEY_ID)
-        monkeypatch.setenv("GENAUTH_ACCESS_KEY_SECRET", DEMO_ACCESS_KEY_SECRET)
-        monkeypatch.setenv("GENAUTH_HOST", running.url)
-        yield running
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ from bulkresign.ledger import IdOutcome, Ledger, Manifest
 from bulkresign.models import BatchState
 from bulkresign.pipeline import hash_file
 
-USERS = 400
-
 
 def hex_id(i: int) -> str:
     """A valid user_id that the emulator does not know."""
