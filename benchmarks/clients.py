@@ -168,8 +168,9 @@ def run_bare_aiohttp(
                 nonlocal failed, next_slot
                 for body in todo:
                     if interval:
-                        slot = next_slot = max(next_slot, time.monotonic()) + interval
-                        await anyio.sleep(max(0.0, slot - interval - time.monotonic()))
+                        slot = max(next_slot, time.monotonic())
+                        next_slot = slot + interval
+                        await anyio.sleep(slot - time.monotonic())
                     async with http.post(f"{host}{_RESIGN}", data=body, headers=headers) as r:
                         failed += orjson.loads(await r.read()).get("statusCode") != 200
 

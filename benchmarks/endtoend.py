@@ -15,13 +15,11 @@ holds), and the table's own growth is reported beside it.
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import orjson
+from typing import cast
 
 from benchmarks.common import (
     HERE,
@@ -43,6 +41,7 @@ from bulkresign.bench import (
     summarize,
     write_ids,
 )
+from bulkresign.cli.records import read_ingest_stats
 
 __all__ = ["NAME", "main", "run"]
 
@@ -196,9 +195,8 @@ def _one(n: int) -> _Size:
 
 def _dedup_bytes(state: Path) -> int:
     """The dedup table's size the run recorded with its final ingest counts (0 if none)."""
-    with sqlite3.connect(f"file:{state}?mode=ro", uri=True) as conn:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'ingest'").fetchone()
-    return int(orjson.loads(row[0]).get("dedup_bytes", 0)) if row else 0
+    stats = read_ingest_stats(state) or {}
+    return int(cast(int, stats.get("dedup_bytes", 0)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

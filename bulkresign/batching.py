@@ -169,7 +169,7 @@ class Ingest:
                 threaded=self._threaded,
             )
             for chunk in scanner.chunks(reader):
-                self._apply(chunk, reader, seen, scanner.note or None, derive_batches)
+                self._apply(chunk, reader, scanner.note or None, derive_batches)
                 if size and chunk.consumed:  # lets the table grow once to about the final size
                     seen.expect(tally.accepted * size // chunk.consumed)
                 if self._on_reject is not None:
@@ -179,13 +179,12 @@ class Ingest:
             with tally.lock:
                 tally.input_sha256 = reader.digest()
                 tally.bytes_read = reader.bytes_read
+                tally.dedup_bytes = seen.nbytes
                 tally.done = True
                 if derive_batches:
                     tally.batches = math.ceil(tally.accepted / self.spec.batch_size)
 
-    def _apply(
-        self, chunk: Chunk, reader: InputReader, seen: KeyTable, note: str | None, derive: bool
-    ) -> None:
+    def _apply(self, chunk: Chunk, reader: InputReader, note: str | None, derive: bool) -> None:
         tally = self._tally
         with tally.lock:
             tally.lines += chunk.lines
@@ -198,7 +197,6 @@ class Ingest:
                 tally.reject(reject.line, reject.reason)
             tally.accepted_hash.update(chunk.accepted)
             tally.bytes_read = reader.bytes_read
-            tally.dedup_bytes = seen.nbytes
             if derive:
                 tally.batches = tally.accepted // self.spec.batch_size
             if note and not tally.format_note.endswith(note):

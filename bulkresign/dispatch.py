@@ -62,8 +62,8 @@ class WorkItem:
 
     record: BatchRecord
     read_first: bool = False
-    intent: int = 0
-    """The attempt whose intent (every ID of the batch) is already committed, or 0."""
+    intent_committed: bool = False
+    """The intent of the batch's first attempt (every ID) is already committed."""
 
 
 @dataclass(eq=False)
@@ -82,9 +82,9 @@ class Dispatcher:
     rng: random.Random = field(default_factory=random.Random)
     stopping: anyio.Event = field(default_factory=anyio.Event)
     stop_reason: str | None = None
-    unsent: dict[int, int] = field(default_factory=dict)
-    """Batches whose intent is committed but whose request has not left: seq → attempt. What
-    is still here when the run ends is withdrawn (:func:`bulkresign.pipeline.run_pipeline`)."""
+    unsent: set[int] = field(default_factory=set)
+    """Batches whose first attempt's intent is committed but whose request has not left. What is
+    still here when the run ends is withdrawn (:func:`bulkresign.pipeline.run_pipeline`)."""
 
     def stop(self, reason: str) -> None:
         """Send nothing new; batches in progress park where they stand."""
@@ -95,7 +95,7 @@ class Dispatcher:
 
     async def finish(self, item: WorkItem) -> None:
         """Carry ``item`` as far as it can go before the run stops."""
-        await _Job(self, item.record).run(item.read_first, item.intent)
+        await _Job(self, item.record).run(item.read_first, item.intent_committed)
 
 
 class _Job:
@@ -109,7 +109,7 @@ class _Job:
         self.used_read_back = False
         self.closed = False
 
-    async def run(self, read_first: bool, intent: int = 0) -> None:
+    async def run(self, read_first: bool, intent_committed: bool = False) -> None:
         rows = self.rows
         pending = tuple(i for i in self.all_ids if i not in rows) if rows else self.all_ids
         if read_first and pending:
@@ -123,8 +123,8 @@ class _Job:
             if self.d.stopping.is_set():
                 return
             ids = groups.pop()
-            outcome = await self._send(ids, intent)
-            intent = 0
+            outcome = await self._send(ids, intent_committed)
+            intent_committed = False
             if outcome is None:
                 tries = throttles = 0
             elif isinstance(outcome, Throttled):
@@ -165,16 +165,17 @@ class _Job:
         d.stats.retries += 1
         return True
 
-    async def _send(self, ids: tuple[str, ...], intent: int = 0) -> ApiError | None:
+    async def _send(self, ids: tuple[str, ...], intent_committed: bool = False) -> ApiError | None:
         """One resign request under the ledger protocol; ``None`` on success.
 
-        ``intent`` is the attempt number when the pipeline already committed this send's intent.
+        With ``intent_committed`` the pipeline has already committed this send's intent, as the
+        batch's first attempt.
         """
         d = self.d
         # Intent first, then the slot: the request leaves right when its slot is granted, so the
         # server sees the limiter's spacing (a commit between the two would clump sends).
-        if intent:
-            attempt = intent
+        if intent_committed:
+            attempt = 1
         else:
             attempt = await d.checkpoint.write(lambda led: led.begin_attempt(self.seq, ids))
         if attempt == 1:
@@ -182,7 +183,7 @@ class _Job:
         crash_point("after_intent_commit")
         sent_at = await d.limiter.acquire()
         # From here on the request may have left: it is no longer the pipeline's to withdraw.
-        d.unsent.pop(self.seq, None)
+        d.unsent.discard(self.seq)
         d.events.attempt_started(self.seq, attempt, "resign", ids)
         started = time.perf_counter()
         d.stats.requests += 1

@@ -106,14 +106,14 @@ async def run_pipeline(
                     if new:
                         # Listed first: if this task is cancelled while the commit lands, the
                         # intents are still withdrawn (withdrawing one never written is a no-op).
-                        dispatcher.unsent.update((b.seq, 1) for b in new)
+                        dispatcher.unsent.update(b.seq for b in new)
                         await ckpt.write(partial(_add, batches=new))
                         crash_point("after_batch_insert")
                     for b in new:
                         if dispatcher.stopping.is_set():
                             return
                         record = BatchRecord(b, BatchState.SENDING, 1, {})
-                        await _put(send, WorkItem(record, intent=1))
+                        await _put(send, WorkItem(record, intent_committed=True))
             except anyio.BrokenResourceError:
                 return  # every worker has stopped
             except LedgerMismatch as exc:
@@ -122,7 +122,7 @@ async def run_pipeline(
 
     async def work(recv: MemoryObjectReceiveStream[WorkItem]) -> None:
         async with recv:
-            while (item := await _take_item(recv)) is not None:
+            while (item := await _next_item(recv)) is not None:
                 if dispatcher.stopping.is_set():
                     return
                 await dispatcher.finish(item)
@@ -168,7 +168,7 @@ async def _put(send: MemoryObjectSendStream[WorkItem], item: WorkItem) -> None:
         await send.send(item)
 
 
-async def _take_item(recv: MemoryObjectReceiveStream[WorkItem]) -> WorkItem | None:
+async def _next_item(recv: MemoryObjectReceiveStream[WorkItem]) -> WorkItem | None:
     """The next item, or ``None`` once the producer is done."""
     try:
         return recv.receive_nowait()
@@ -199,12 +199,12 @@ async def _flush_periodically(ckpt: Checkpointer) -> None:
 
 async def _settle(dispatcher: Dispatcher) -> None:
     """Withdraw the intents whose requests never left and commit every posted outcome."""
-    unsent = sorted(dispatcher.unsent.items())
+    unsent = sorted(dispatcher.unsent)
     dispatcher.unsent.clear()
 
     def withdraw(led: Ledger) -> None:
-        for seq, attempt in unsent:
-            led.withdraw_intent(seq, attempt)
+        for seq in unsent:
+            led.withdraw_intent(seq, 1)  # only first attempts are committed ahead
 
     if unsent:
         dispatcher.checkpoint.post(withdraw)

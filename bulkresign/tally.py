@@ -85,8 +85,8 @@ class IngestStats:
     bytes_read: int
     done: bool
     dedup_bytes: int = 0
-    """Memory held by the exact-dedup table of accepted IDs (the one stage that grows with the
-    input, 20–38 bytes an ID)."""
+    """Memory held by the exact-dedup table of accepted IDs at the end of the pass (the one stage
+    that grows with the input, 20–38 bytes an ID); 0 until then."""
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready dict of every field."""
