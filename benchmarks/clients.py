@@ -170,7 +170,7 @@ def run_bare_aiohttp(
                     if interval:
                         slot = max(next_slot, time.monotonic())
                         next_slot = slot + interval
-                        await anyio.sleep(slot - time.monotonic())
+                        await anyio.sleep(max(0.0, slot - time.monotonic()))
                     async with http.post(f"{host}{_RESIGN}", data=body, headers=headers) as r:
                         failed += orjson.loads(await r.read()).get("statusCode") != 200
 

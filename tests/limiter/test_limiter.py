@@ -291,3 +291,84 @@ class TestWindowMargin:
             granted = [await limiter.acquire() for _ in range(11)]
         assert granted[10] - granted[0] == pytest.approx(1.005)
         assert granted[9] - granted[0] == pytest.approx(0.9, abs=1e-6)
+
+
+class TestSendAhead:
+    async def test_one_wake_up_hands_out_the_slots_due_within_send_ahead(
+        self, clock: FakeClock
+    ) -> None:
+        """At 100/s with 30 ms ahead, slots go out four at a time, each wake-up 40 ms apart."""
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0, send_ahead=0.03)
+        async with clock.autojump():
+            grants = [ns(await limiter.acquire()) for _ in range(20)]
+        assert grants == [(k // 4) * 40_000_000 for k in range(20)]
+
+    async def test_the_schedule_and_every_window_still_hold(
+        self, clock: FakeClock, window_count: Callable[[Sequence[int]], int]
+    ) -> None:
+        """500 acquirers at 300/s, 20 ms ahead: no slot early by more, no window above the rate."""
+        rate, seconds, ahead = 300, 10, 0.02
+        limiter = RateLimiter(rate, clock=clock, window_margin=0.0, send_ahead=ahead)
+        grants: list[int] = []
+
+        async def acquirer() -> None:
+            while (granted := await limiter.acquire()) < seconds:
+                grants.append(ns(granted))
+
+        async with clock.autojump(), anyio.create_task_group() as tg:
+            for _ in range(500):
+                tg.start_soon(acquirer)
+        grants.sort()
+        assert window_count(grants) <= rate
+        assert len(grants) >= 0.99 * rate * seconds
+        assert all(t >= k * interval(rate) - ns(ahead) for k, t in enumerate(grants))
+
+    async def test_a_pause_is_never_entered_early(self, clock: FakeClock) -> None:
+        """Sending ahead of schedule does not send ahead of a throttling pause."""
+        limiter = RateLimiter(100, clock=clock, window_margin=0.0, quiet=math.inf, send_ahead=0.5)
+        limiter.on_throttled(1.5)
+        async with clock.autojump():
+            assert await limiter.acquire() == 1.5
+
+    @pytest.mark.parametrize("ahead", [-0.01, 1.0, math.nan])
+    def test_send_ahead_must_be_under_a_second(self, ahead: float) -> None:
+        """A negative, NaN or whole-second send_ahead is refused."""
+        with pytest.raises(ValueError, match="send_ahead"):
+            RateLimiter(10, send_ahead=ahead)
+
+
+class TestJitterAllowances:
+    async def test_slots_on_new_connections_count_as_leaving_later(self, clock: FakeClock) -> None:
+        """The first slots, expected to open connections, hold the window open ``lag`` longer."""
+        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
+        limiter.expect_new_connections(2, 0.05)
+        async with clock.autojump():
+            granted = [await limiter.acquire() for _ in range(11)]
+        assert granted[9] == pytest.approx(0.9)
+        assert granted[10] == pytest.approx(1.05)
+
+    async def test_congestion_events_widen_the_margin_up_to_its_cap(self, clock: FakeClock) -> None:
+        """Three congestion events widen a 5 ms margin by 5 ms each, but no further than 10 ms."""
+        limiter = RateLimiter(
+            10, clock=clock, window_margin=0.005, max_window_margin=0.010, pause_base=0.001,
+            gentle=0.999_999, decrease=0.999_999, quiet=math.inf,
+        )  # fmt: skip
+        for _ in range(3):
+            limiter.on_throttled(None)
+            await clock.advance(1.0)
+        async with clock.autojump():
+            granted = [await limiter.acquire() for _ in range(11)]
+        assert granted[10] - granted[0] == pytest.approx(1.010, abs=1e-4)
+
+    async def test_a_quiet_spell_narrows_the_margin_back(self, clock: FakeClock) -> None:
+        """A success ``quiet`` seconds after the last congestion event restores the base margin."""
+        limiter = RateLimiter(
+            10, clock=clock, window_margin=0.005, pause_base=0.001,
+            gentle=0.999_999, decrease=0.999_999, quiet=2.0,
+        )  # fmt: skip
+        limiter.on_throttled(None)
+        await clock.advance(2.5)
+        limiter.on_success()
+        async with clock.autojump():
+            granted = [await limiter.acquire() for _ in range(11)]
+        assert granted[10] - granted[0] == pytest.approx(1.005, abs=1e-4)

@@ -18,7 +18,9 @@ import anyio
 import pytest
 
 from bulkresign.clock import FakeClock
-from bulkresign.limiter import LimiterStats, RateLimiter
+from bulkresign.limiter import SEND_AHEAD, LimiterStats, RateLimiter
+
+AHEAD = pytest.mark.parametrize("send_ahead", [0.0, SEND_AHEAD], ids=["exact", "ahead"])
 
 LIMIT = 100
 
@@ -69,9 +71,10 @@ async def simulate(
     workers: int = 200,
     pass_sent_at: bool = False,
     every_second: Callable[[float], None] | None = None,
+    send_ahead: float = 0.0,
 ) -> Run:
     clock = FakeClock()
-    limiter = RateLimiter(rate, clock=clock)
+    limiter = RateLimiter(rate, clock=clock, send_ahead=send_ahead)
     rng = random.Random(7)
     run = Run(limiter.stats)
 
@@ -102,11 +105,16 @@ async def simulate(
 
 
 class TestOverAsking:
+    @AHEAD
     @pytest.mark.parametrize("pass_sent_at", [False, True], ids=["cooldown", "sent_at"])
-    async def test_four_times_the_limit_converges_under_it(self, pass_sent_at: bool) -> None:
+    async def test_four_times_the_limit_converges_under_it(
+        self, pass_sent_at: bool, send_ahead: float
+    ) -> None:
         """Asked for 4x what the server allows: 80-100 % of the limit, at most 10 % throttled."""
         server = SlidingWindowServer(LIMIT)
-        run = await simulate(rate=4 * LIMIT, server=server, pass_sent_at=pass_sent_at)
+        run = await simulate(
+            rate=4 * LIMIT, server=server, pass_sent_at=pass_sent_at, send_ahead=send_ahead
+        )
         assert 0.8 * LIMIT <= server.goodput(10.0, 60.0) <= LIMIT
         assert server.throttled_share <= 0.10
         assert max(rate for t, rate in run.rates if t >= 10.0) <= 1.1 * LIMIT
@@ -119,10 +127,11 @@ class TestOverAsking:
 
 
 class TestAtTheLimit:
-    async def test_asking_exactly_the_limit_is_rarely_throttled(self) -> None:
+    @AHEAD
+    async def test_asking_exactly_the_limit_is_rarely_throttled(self, send_ahead: float) -> None:
         """Asked for exactly the server's limit, fewer than 1 % of requests are throttled."""
         server = SlidingWindowServer(LIMIT)
-        await simulate(rate=LIMIT, server=server)
+        await simulate(rate=LIMIT, server=server, send_ahead=send_ahead)
         assert server.throttled_share < 0.01
 
     async def test_below_the_limit_nothing_is_throttled(self) -> None:
