@@ -20,6 +20,9 @@ from bulkresign.errors import ConfigError
 
 __all__ = ["RateControl"]
 
+#: Seconds after an isolated event during which more 429s count as part of it.
+_OVERFLOW_SPAN = 0.05
+
 
 class RateControl:
     """The current rate and the pauses that throttling calls for.
@@ -35,12 +38,16 @@ class RateControl:
         pause_base: the pause, in seconds, for a congestion event without ``retry_after``; it
             doubles for each further event without a clean success in between.
         max_pause: the cap on any pause, including a server's ``retry_after``.
-        gentle: the factor for an *isolated* event — the first after ``quiet`` seconds without
-            one, while sending at the configured maximum. Pacing right at a server's limit
-            draws a lone 429 now and then from timing jitter alone; cutting 30 % for it would
-            cost seconds of throughput, so the first cut is small and only a second event
-            within ``quiet`` seconds (real congestion) cuts by ``decrease``.
-        quiet: seconds without a congestion event after which the next one counts as isolated.
+        gentle: the factor for an *isolated* event — one after ``quiet`` seconds' worth of
+            clean responses, while sending within one such step of the configured maximum.
+            Pacing right at a server's limit draws a lone 429 now and then from arrival jitter
+            alone (measured: one every 1-10 s on a loaded 2-core VM); cutting 30 % and pausing
+            for each would cost seconds of throughput, so an isolated event cuts by ``gentle``
+            without a pause, further 429s within 50 ms of it count as the same event, and
+            only an event after fewer clean responses (real congestion refuses every call over
+            the limit, so clean ones are few in between) cuts by ``decrease`` and pauses.
+        quiet: how many seconds of clean responses, at the current rate, make the next congestion
+            event isolated.
     """
 
     def __init__(
@@ -53,8 +60,8 @@ class RateControl:
         cooldown: float = 0.5,
         pause_base: float = 0.1,
         max_pause: float = 60.0,
-        gentle: float = 0.95,
-        quiet: float = 10.0,
+        gentle: float = 0.99,
+        quiet: float = 0.5,
     ) -> None:
         _check(0 < gentle < 1, f"gentle must be between 0 and 1 exclusive, not {gentle}")
         self._quiet = quiet
@@ -76,6 +83,8 @@ class RateControl:
         self._max_pause = max_pause
         self._rate = self._max
         self._cut_at = -math.inf
+        self._isolated_until = -math.inf
+        self._clean = math.inf  # clean responses since the last event: none has happened yet
         self._gentle = gentle
         self._streak = 0
         self.throttled = 0
@@ -107,14 +116,23 @@ class RateControl:
         """
         self.throttled += 1
         pause: float | None = None
-        if self._is_fresh(now, sent_at):
-            isolated = now - self._cut_at > self._quiet and self._rate >= self._max
+        if self._is_fresh(now, sent_at) and now >= self._isolated_until:
+            isolated = (
+                self._clean > self._quiet * self._rate and self._rate >= self._max * self._gentle
+            )
             self._cut_at = now
+            self._clean = 0.0
             self.events += 1
-            self._streak += 1
-            factor = self._gentle if isolated else self._decrease
-            self._rate = max(self._min, self._rate * factor)
-            pause = min(self._max_pause, self._pause_base * 2.0 ** min(self._streak - 1, 64))
+            if isolated:
+                # One server-side second held one call too many; the next slot is milliseconds
+                # away and the window has slid by then, so a pause would only cost throughput.
+                self._rate = max(self._min, self._rate * self._gentle)
+                # One overflow often refuses two or three calls sent within a few milliseconds.
+                self._isolated_until = now + _OVERFLOW_SPAN
+            else:
+                self._streak += 1
+                self._rate = max(self._min, self._rate * self._decrease)
+                pause = min(self._max_pause, self._pause_base * 2.0 ** min(self._streak - 1, 64))
         if retry_after is not None and math.isfinite(retry_after):
             pause = min(self._max_pause, max(0.0, retry_after))
         return pause
@@ -127,6 +145,7 @@ class RateControl:
         ``cooldown`` of it, when ``sent_at`` is unknown) say nothing about the new rate and count
         for nothing.
         """
+        self._clean += 1
         if not self._is_fresh(now, sent_at):
             return
         self._streak = 0

@@ -56,6 +56,8 @@ _TIMER_SLACK = 2_000_000
 #: How far ahead of schedule a run hands out slots: six requests a wake-up at 300 req/s, far
 #: inside any server's one-second window.
 SEND_AHEAD = 0.02
+#: A widened window margin returns to its base after this long without a congestion event.
+_NARROW_AFTER = 30 * _NS
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +109,9 @@ class RateLimiter:
             jitter alone would put ``rate + 1`` arrivals in some server-side second; 5 ms of
             margin absorbs it for 0.5 % of throughput.
             Each congestion event widens the margin by as much again, up to
-            ``max_window_margin``, and ``quiet`` seconds without one narrow it back: a lone 429
-            while pacing at the server's limit is most often arrival jitter larger than the
-            margin, which only a wider margin prevents.
+            ``max_window_margin``, and 30 s without one narrow it back: a lone 429 while
+            pacing at the server's limit is most often arrival jitter larger than the margin,
+            which only a wider margin prevents.
         max_window_margin: the widest the margin grows (2.5 % of throughput at 25 ms).
         send_ahead: how long before its due time a slot may be handed out, so that one
             timer wake-up serves several waiters; 0 spaces every slot exactly.
@@ -129,8 +131,8 @@ class RateLimiter:
         cooldown: float = 0.5,
         pause_base: float = 0.1,
         max_pause: float = 60.0,
-        gentle: float = 0.95,
-        quiet: float = 10.0,
+        gentle: float = 0.99,
+        quiet: float = 0.5,
         window_margin: float = 0.005,
         max_window_margin: float = 0.025,
         send_ahead: float = 0.0,
@@ -141,7 +143,6 @@ class RateLimiter:
         self._widen = round(window_margin * _NS)
         self._widest = _NS + max(self._widen, round(max_window_margin * _NS))
         self._narrowest = self._window
-        self._quiet = round(min(quiet, 1e9) * _NS)
         self._widened_at = _NEVER
         self._ahead = round(send_ahead * _NS)
         self._control = RateControl(
@@ -269,7 +270,7 @@ class RateLimiter:
         """Record a clean response, which raises the rate back towards ``max_rate``."""
         now = self._clock.now()
         self._control.on_success(now, sent_at)
-        if self._window > self._narrowest and now * _NS - self._widened_at > self._quiet:
+        if self._window > self._narrowest and now * _NS - self._widened_at > _NARROW_AFTER:
             self._window = self._narrowest
         self._interval = _interval_ns(self._control.rate)
 

@@ -196,3 +196,35 @@ class TestIsolatedEvents:
         control.on_throttled(100.0)
         control.on_throttled(101.0)
         assert control.rate == pytest.approx(100 * 0.95 * 0.7)
+
+    def test_a_lone_throttle_does_not_pause(self) -> None:
+        """An isolated event asks for no pause; real congestion right after it does."""
+        control = RateControl(100, gentle=0.99, quiet=2.0, cooldown=0.5, pause_base=0.1)
+        assert control.on_throttled(100.0) is None
+        assert control.on_throttled(101.0) == pytest.approx(0.1)
+
+    def test_a_lone_throttle_soon_after_a_gentle_cut_is_still_isolated(self) -> None:
+        """Near the maximum, an event after ``quiet`` seconds of successes is isolated again."""
+        control = RateControl(100, decrease=0.7, gentle=0.99, quiet=2.0, increase=0.000_001)
+        control.on_throttled(100.0)
+        for _ in range(200):
+            control.on_success(101.0)
+        control.on_throttled(103.0)
+        assert control.rate == pytest.approx(100 * 0.99 * 0.99)
+
+    def test_an_event_after_few_clean_responses_is_congestion(self) -> None:
+        """However long ago the last event, too few clean responses since make the next a cut."""
+        control = RateControl(100, decrease=0.7, gentle=0.99, quiet=2.0, increase=0.000_001)
+        control.on_throttled(100.0)
+        for _ in range(150):
+            control.on_success(101.0)
+        control.on_throttled(500.0)
+        assert control.rate == pytest.approx(100 * 0.99 * 0.7)
+
+    def test_throttles_right_after_an_isolated_event_belong_to_it(self) -> None:
+        """Within 50 ms of an isolated event, more 429s (even fresh ones) cut nothing."""
+        control = RateControl(100, gentle=0.99, quiet=2.0, cooldown=0.5)
+        control.on_throttled(100.0, sent_at=99.99)
+        assert control.on_throttled(100.04, sent_at=100.01) is None
+        assert control.rate == pytest.approx(99.0)
+        assert control.events == 1

@@ -361,14 +361,19 @@ class TestJitterAllowances:
         assert granted[10] - granted[0] == pytest.approx(1.010, abs=1e-4)
 
     async def test_a_quiet_spell_narrows_the_margin_back(self, clock: FakeClock) -> None:
-        """A success ``quiet`` seconds after the last congestion event restores the base margin."""
+        """A success 30 s after the last congestion event restores the base margin."""
         limiter = RateLimiter(
             10, clock=clock, window_margin=0.005, pause_base=0.001,
-            gentle=0.999_999, decrease=0.999_999, quiet=2.0,
+            gentle=0.999_999, decrease=0.999_999, quiet=math.inf,
         )  # fmt: skip
         limiter.on_throttled(None)
-        await clock.advance(2.5)
+        await clock.advance(29.0)
         limiter.on_success()
         async with clock.autojump():
-            granted = [await limiter.acquire() for _ in range(11)]
-        assert granted[10] - granted[0] == pytest.approx(1.005, abs=1e-4)
+            widened = [await limiter.acquire() for _ in range(11)]
+        await clock.advance(2.0)
+        limiter.on_success()
+        async with clock.autojump():
+            narrowed = [await limiter.acquire() for _ in range(11)]
+        assert widened[10] - widened[0] == pytest.approx(1.010, abs=1e-4)
+        assert narrowed[10] - narrowed[0] == pytest.approx(1.005, abs=1e-4)
