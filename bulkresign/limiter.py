@@ -112,7 +112,7 @@ class RateLimiter:
             ``max_window_margin``, and 30 s without one narrow it back: a lone 429 while
             pacing at the server's limit is most often arrival jitter larger than the margin,
             which only a wider margin prevents.
-        max_window_margin: the widest the margin grows (2.5 % of throughput at 25 ms).
+        max_window_margin: the widest the margin grows (1.5 % of throughput at 15 ms).
         send_ahead: how long before its due time a slot may be handed out, so that one
             timer wake-up serves several waiters; 0 spaces every slot exactly.
 
@@ -134,7 +134,7 @@ class RateLimiter:
         gentle: float = 0.99,
         quiet: float = 0.5,
         window_margin: float = 0.005,
-        max_window_margin: float = 0.025,
+        max_window_margin: float = 0.015,
         send_ahead: float = 0.0,
     ) -> None:
         if not 0.0 <= send_ahead < 1.0:

@@ -133,8 +133,10 @@ async def run_pipeline(
                 outer.start_soon(_watch_signals, dispatcher, outer.cancel_scope, grace)
             outer.start_soon(_flush_periodically, ckpt)
             async with anyio.create_task_group() as workers:
+                # Room for a chunk beyond one item per worker: the workers still have a chunk's
+                # worth to send while the producer commits the next chunk's intents (an fsync).
                 send, recv = anyio.create_memory_object_stream[WorkItem](
-                    max_buffer_size=concurrency
+                    max_buffer_size=concurrency + CHUNK
                 )
                 async with recv:
                     for _ in range(concurrency):
