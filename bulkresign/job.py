@@ -39,7 +39,7 @@ from bulkresign.pipeline import RunResult, hash_file, run_pipeline
 from bulkresign.retry import CircuitBreaker, ErrorBudget, RetryBudget, RetryPolicy
 from bulkresign.stats import RunStats
 
-__all__ = ["JobConfig", "JobInfo", "JobOutcome", "run_job"]
+__all__ = ["MMAP_THRESHOLD", "JobConfig", "JobInfo", "JobOutcome", "fix_mmap_threshold", "run_job"]
 
 
 @dataclass(frozen=True, slots=True)
