@@ -203,23 +203,19 @@ class TestIsolatedEvents:
         assert control.on_throttled(100.0) is None
         assert control.on_throttled(101.0) == pytest.approx(0.1)
 
-    def test_a_lone_throttle_soon_after_a_gentle_cut_is_still_isolated(self) -> None:
-        """Near the maximum, an event after ``quiet`` seconds of successes is isolated again."""
+    @pytest.mark.parametrize(
+        ("successes", "second_cut"), [(200, 0.99), (150, 0.7)], ids=["isolated", "congestion"]
+    )
+    def test_clean_responses_since_the_last_event_decide_the_next_cut(
+        self, successes: int, second_cut: float
+    ) -> None:
+        """Over ``quiet`` s of successes make the next event isolated, soon or not; fewer, a cut."""
         control = RateControl(100, decrease=0.7, gentle=0.99, quiet=2.0, increase=0.000_001)
         control.on_throttled(100.0)
-        for _ in range(200):
+        for _ in range(successes):
             control.on_success(101.0)
-        control.on_throttled(103.0)
-        assert control.rate == pytest.approx(100 * 0.99 * 0.99)
-
-    def test_an_event_after_few_clean_responses_is_congestion(self) -> None:
-        """However long ago the last event, too few clean responses since make the next a cut."""
-        control = RateControl(100, decrease=0.7, gentle=0.99, quiet=2.0, increase=0.000_001)
-        control.on_throttled(100.0)
-        for _ in range(150):
-            control.on_success(101.0)
-        control.on_throttled(500.0)
-        assert control.rate == pytest.approx(100 * 0.99 * 0.7)
+        control.on_throttled(103.0 if successes > 150 else 500.0)
+        assert control.rate == pytest.approx(100 * 0.99 * second_cut)
 
     def test_throttles_right_after_an_isolated_event_belong_to_it(self) -> None:
         """Within 50 ms of an isolated event, more 429s (even fresh ones) cut nothing."""

@@ -27,6 +27,20 @@ def interval(rate: float) -> int:
     return math.ceil(NS / rate)
 
 
+async def crowd(clock: FakeClock, limiter: RateLimiter, seconds: float) -> list[int]:
+    """500 acquirers taking slots in a loop until ``seconds``; the grant times, in ns."""
+    grants: list[int] = []
+
+    async def acquirer() -> None:
+        while (granted := await limiter.acquire()) < seconds:
+            grants.append(ns(granted))
+
+    async with clock.autojump(), anyio.create_task_group() as tg:
+        for _ in range(500):
+            tg.start_soon(acquirer)
+    return grants
+
+
 class TestSpacing:
     async def test_first_slot_is_immediate(self, clock: FakeClock) -> None:
         """A limiter that has handed out nothing grants the first slot at once."""
@@ -60,15 +74,7 @@ class TestSpacing:
     ) -> None:
         """500 acquirers in a loop get every slot: none above the rate, none lost (goodput 100%)."""
         limiter = RateLimiter(rate, clock=clock, window_margin=0.0)
-        grants: list[int] = []
-
-        async def acquirer() -> None:
-            while (granted := await limiter.acquire()) < seconds:
-                grants.append(ns(granted))
-
-        async with clock.autojump(), anyio.create_task_group() as tg:
-            for _ in range(500):
-                tg.start_soon(acquirer)
+        grants = await crowd(clock, limiter, seconds)
         assert window_count(grants) <= rate
         assert len(grants) >= 0.99 * rate * seconds
         assert sorted(grants) == [k * interval(rate) for k in range(len(grants))]
@@ -309,16 +315,7 @@ class TestSendAhead:
         """500 acquirers at 300/s, 20 ms ahead: no slot early by more, no window above the rate."""
         rate, seconds, ahead = 300, 10, 0.02
         limiter = RateLimiter(rate, clock=clock, window_margin=0.0, send_ahead=ahead)
-        grants: list[int] = []
-
-        async def acquirer() -> None:
-            while (granted := await limiter.acquire()) < seconds:
-                grants.append(ns(granted))
-
-        async with clock.autojump(), anyio.create_task_group() as tg:
-            for _ in range(500):
-                tg.start_soon(acquirer)
-        grants.sort()
+        grants = sorted(await crowd(clock, limiter, seconds))
         assert window_count(grants) <= rate
         assert len(grants) >= 0.99 * rate * seconds
         assert all(t >= k * interval(rate) - ns(ahead) for k, t in enumerate(grants))
