@@ -64,7 +64,7 @@ def test_each_named_crash_point_recovers(
     """Killed at a named point in the protocol, the next run finishes without a double resign."""
     workload = write_workload(tmp_path / "ids.txt", 2_000, unknown=20, seed=3)
     runner = Runner(emulator_server, workload, tmp_path / "run.state")
-    hits = 2 if point == "after_batch_insert" else 7  # one insert per 16 batches
+    hits = 1 if point == "after_batch_insert" else 7  # one insert per 64 batches: all of them
     assert runner.run(crash_at=f"{point}:{hits}") == -9
     assert runner.run() == 1, "finished; the unknown IDs are reported not found"
     assert_exactly_once(emulator_server, workload)
