@@ -15,11 +15,14 @@ outcome leaves its batch SENDING, and the next run reads it back: it costs a rea
 resend. The queue stays short: every commit takes all of it, and the pipeline commits at least
 every 50 ms (a chunk of new batches, or the flusher), so at 300 requests a second it holds a few
 dozen changes.
+
+A ``stamp`` adds bookkeeping to every commit: the run's audit-journal anchor
+(:class:`bulkresign.chain.JournalAnchor`), so the ledger says how far the journal had reached.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, cast
 
@@ -61,6 +64,8 @@ class Checkpointer:
     """
 
     ledger: Ledger
+    stamp: Callable[[], Mapping[str, object]] | None = None
+    """Called in the worker thread as each commit begins; its items go to the ledger's meta."""
     _pending: list[_Op[object]] = field(default_factory=list)
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
     _writes: int = 0
@@ -128,6 +133,8 @@ class Checkpointer:
         conn = self.ledger
         try:
             with conn.transaction():
+                for key, value in (self.stamp() if self.stamp is not None else {}).items():
+                    conn.set_meta_json(key, value)
                 for op in group:
                     # A savepoint per change: one failing write is returned to its caller
                     # without undoing the others in the same commit.

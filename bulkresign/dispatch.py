@@ -34,14 +34,21 @@ from bulkresign.events import Events, FanOut
 from bulkresign.ledger import BatchRecord, IdOutcome, Ledger
 from bulkresign.limiter import RateLimiter
 from bulkresign.models import BatchState, Endpoint, IdType, LineOutcome
-from bulkresign.reconcile import THROTTLE_CAP, ReadBack, read_back
+from bulkresign.reconcile import (
+    THROTTLE_CAP,
+    USER_NOT_FOUND,
+    ReadBack,
+    absent_rows,
+    failed_row,
+    read_back,
+    resigned_rows,
+    split_rejected,
+    terminal_state,
+)
 from bulkresign.retry import CircuitBreaker, ErrorBudget, OutcomeKind, RetryBudget, RetryPolicy
 from bulkresign.stats import RunStats
 
 __all__ = ["Dispatcher", "DispatchSettings", "WorkItem"]
-
-#: apiCode of "user not found" (genauth-docs, docs/reference/error-code.md).
-USER_NOT_FOUND = 2004
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,9 +207,9 @@ class _Job:
                 error.request_id = request_id
         crash_point("after_send_before_commit")
         latency = time.perf_counter() - started
-        kind = _kind(error)
+        kind = OutcomeKind.of(error)
         whole = error is None and not self.rows and ids == self.all_ids
-        rows = [] if error is not None or whole else _resigned(ids, request_id, "partial send")
+        rows = [] if error is not None or whole else resigned_rows(ids, request_id, "partial send")
         if whole:
             state = BatchState.DONE
         elif kind is OutcomeKind.IN_DOUBT:
@@ -271,11 +278,8 @@ class _Job:
             d.stop(f"batch {self.seq}: read-back failed ({exc.message})")
             return None
         crash_point("after_readback_before_commit")
-        rows = _resigned(found.resigned, None, f"read back Resigned ({why})")
-        rows += [
-            IdOutcome(i, LineOutcome.NOT_FOUND, USER_NOT_FOUND, "user not found (read back)")
-            for i in found.absent
-        ]
+        rows = resigned_rows(found.resigned, None, f"read back Resigned ({why})")
+        rows += absent_rows(found.absent)
         d.stats.resigned_by_readback += len(found.resigned)
         self._record(rows, state=BatchState.PENDING)
         return found
@@ -284,22 +288,15 @@ class _Job:
         """Split a rejected group so the IDs the server refuses end up alone."""
         not_found = error.api_code == USER_NOT_FOUND
         if len(ids) == 1 and not not_found:
-            self._record([_failed(ids[0], error)])
+            self._record([failed_row(ids[0], error)])
             return []
         found = await self._read_back(ids, why=f"rejected {error.status_code}/{error.api_code}")
         if found is None:
             return None
-        pending = found.pending
-        if len(pending) == 1 and len(ids) == 1:
-            # The server says "not found" but the read-back finds the user: record its answer.
-            self._record([_failed(pending[0], error)])
-            return []
-        if not pending:
-            return []
-        if (not_found and len(pending) < len(ids)) or len(pending) == 1:
-            return [pending]
-        half = len(pending) // 2
-        return [pending[half:], pending[:half]]
+        failed, groups = split_rejected(ids, found.pending, not_found=not_found)
+        if failed:
+            self._record([failed_row(i, error) for i in failed])
+        return groups
 
     def _record(self, rows: list[IdOutcome], state: BatchState | None = None) -> None:
         if not rows and state is None:
@@ -323,35 +320,9 @@ class _Job:
 
     def _close(self) -> None:
         """Every ID has an outcome: record the batch's terminal state (once)."""
-        outcomes = {r.outcome for r in self.rows.values()}
-        if outcomes & {LineOutcome.NOT_FOUND, LineOutcome.FAILED}:
-            state = BatchState.REJECTED
-        elif self.used_read_back:
-            state = BatchState.RECONCILED
-        else:
-            state = BatchState.DONE
+        state = terminal_state(self.rows.values(), used_read_back=self.used_read_back)
         if not self.closed:
             self.d.checkpoint.post(lambda led: led.set_state(self.seq, state))
         self.d.stats.batches_done += 1
         self.d.stats.ids_processed += len(self.all_ids)
         self.d.events.batch_closed(self.seq, state)
-
-
-def _kind(error: ApiError | None) -> OutcomeKind:
-    if error is None:
-        return OutcomeKind.OK
-    if isinstance(error, NotApplied):
-        return OutcomeKind.NOT_APPLIED
-    if isinstance(error, Rejected):
-        return OutcomeKind.REJECTED
-    if isinstance(error, InDoubt):
-        return OutcomeKind.IN_DOUBT
-    return OutcomeKind.FATAL
-
-
-def _resigned(ids: Sequence[str], request_id: str | None, why: str) -> list[IdOutcome]:
-    return [IdOutcome(i, LineOutcome.RESIGNED, None, why, request_id) for i in ids]
-
-
-def _failed(user_id: str, error: Rejected) -> IdOutcome:
-    return IdOutcome(user_id, LineOutcome.FAILED, error.api_code, error.message, error.request_id)

@@ -13,7 +13,7 @@ import hashlib
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
@@ -26,6 +26,7 @@ import orjson
 
 from bulkresign._version import __version__
 from bulkresign.batching import Ingest
+from bulkresign.chain import JournalAnchor
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.client import GenAuthClient
 from bulkresign.config import Credentials, Timeouts
@@ -80,6 +81,8 @@ class JobInfo:
     state: Path
     pseudonym_key: bytes
     """The run's key for log pseudonyms, kept in the ledger so a resume logs the same ones."""
+    journal_anchor: JournalAnchor | None = None
+    """How far the audit journal had reached at the last run's last anchored commit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +111,12 @@ async def run_job(
     events: Callable[[JobInfo], Events] | None = None,
     stats: RunStats | None = None,
     watch: Watch | None = None,
+    stamp: Callable[[], Mapping[str, object]] | None = None,
 ) -> JobOutcome | None:
-    """Run (or resume) the job; ``None`` when ``confirm`` declined before anything was sent."""
+    """Run (or resume) the job; ``None`` when ``confirm`` declined before anything was sent.
+
+    ``stamp`` adds bookkeeping to every ledger commit (see :mod:`bulkresign.checkpoint`).
+    """
     resuming = cfg.state.exists()
     path = Path(cfg.spec.path)  # the CLI makes it absolute, so the manifest names one file
     input_hash: str | None = None
@@ -146,12 +153,13 @@ async def run_job(
         try:
             if not resuming and cfg.exclude:
                 await anyio.to_thread.run_sync(_record_exclude, ledger, cfg.exclude)
-            key = await anyio.to_thread.run_sync(lambda: ledger.meta()["pseudonym_key"])
-            info = JobInfo(pool, resuming, cfg.state, bytes.fromhex(key))
+            meta = await anyio.to_thread.run_sync(ledger.meta)
+            anchor = JournalAnchor.from_json(orjson.loads(meta.get("journal_anchor", "null")))
+            info = JobInfo(pool, resuming, cfg.state, bytes.fromhex(meta["pseudonym_key"]), anchor)
             if not await confirm(info):
                 return None
             live = stats if stats is not None else RunStats()
-            ckpt = Checkpointer(ledger)
+            ckpt = Checkpointer(ledger, stamp)
             limiter = RateLimiter(cfg.rate, send_ahead=cfg.send_ahead)
             limiter.expect_new_connections(cfg.concurrency, min(new_connection, 1.0))
             dispatcher = Dispatcher(

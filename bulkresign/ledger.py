@@ -10,9 +10,7 @@ Per-ID rows exist only for outcomes that are not simply "resigned with its batch
 already resigned by a read-back, not found, failed, or resigned by a partial attempt. An ID of a
 terminal batch with no row was resigned by the batch's own successful attempt.
 
-Why FULL and not NORMAL: in WAL mode NORMAL may roll back the last commits on power loss
-(https://www.sqlite.org/pragma.html#pragma_synchronous), which would turn a recorded SENDING back
-into PENDING and let the batch be sent again without a read-back.
+Why FULL and not NORMAL: see :mod:`bulkresign.sqlfile`.
 """
 
 from __future__ import annotations
@@ -39,6 +37,7 @@ from bulkresign.records import (
     join_ids,
     split_ids,
 )
+from bulkresign.sqlfile import Transaction, connect
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -81,11 +80,7 @@ class Ledger:
         else:
             ensure_private(path)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
-            conn.execute("PRAGMA foreign_keys=ON")
-            ledger = cls(conn, path)
+            ledger = cls(connect(path, durable=durable), path)
             if exists and ledger._has_schema():
                 ledger._check(manifest)
             elif manifest is None:
@@ -121,9 +116,9 @@ class Ledger:
 
     # --- transactions and meta -------------------------------------------------------------
 
-    def transaction(self) -> _Transaction:
+    def transaction(self) -> Transaction:
         """``with ledger.transaction():`` — one durable commit for everything inside."""
-        return _Transaction(self._conn)
+        return Transaction(self._conn)
 
     def savepoint(self) -> None:
         """Open a nested savepoint inside the current transaction."""
@@ -309,25 +304,3 @@ class Ledger:
     def pragma(self, name: str) -> object:
         """Read a PRAGMA (tests check ``journal_mode`` and ``synchronous``)."""
         return self._conn.execute(f"PRAGMA {name}").fetchone()[0]
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def __enter__(self) -> None:
-        self._conn.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error:
-                # A failed COMMIT (disk full, I/O error) can leave the transaction open.
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
-        else:
-            self._conn.execute("ROLLBACK")

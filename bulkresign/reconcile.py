@@ -3,28 +3,51 @@
 The resign call answers one boolean for up to 50 users and has no idempotency key, so whenever its
 outcome is unknown (a timeout, a reset, a 5xx, a crash) bulkresign asks the server what is true
 now — ``get-public-account-batch`` / ``get-user-batch`` — and resends only the users that are not
-yet Resigned. The same read-back sorts a rejected batch into users that exist and users that do not.
+yet Resigned. The same read-back sorts a rejected batch into users that exist and users that do not,
+and :func:`split_rejected` decides what to send next, so one bad ID never blocks 49 good ones.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import anyio
 
 from bulkresign.client import GenAuthReader, match_users
-from bulkresign.errors import NotApplied, Throttled
+from bulkresign.errors import NotApplied, Rejected, Throttled
 from bulkresign.limiter import RateLimiter
-from bulkresign.models import MAX_BATCH, Endpoint, IdType, UserRecord, UserStatus
+from bulkresign.models import (
+    MAX_BATCH,
+    BatchState,
+    Endpoint,
+    IdType,
+    LineOutcome,
+    UserRecord,
+    UserStatus,
+)
+from bulkresign.records import IdOutcome
 from bulkresign.retry import RetryPolicy
 
-__all__ = ["THROTTLE_CAP", "ReadBack", "read_back", "sort_read_back"]
+__all__ = [
+    "THROTTLE_CAP",
+    "USER_NOT_FOUND",
+    "ReadBack",
+    "absent_rows",
+    "failed_row",
+    "read_back",
+    "resigned_rows",
+    "sort_read_back",
+    "split_rejected",
+    "terminal_state",
+]
 
 #: Throttled answers to one read-back before it gives up (each behind a growing global pause).
 THROTTLE_CAP = 50
+#: apiCode of "user not found" (genauth-docs, docs/reference/error-code.md).
+USER_NOT_FOUND = 2004
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +76,52 @@ def sort_read_back(asked: Sequence[str], found: Mapping[str, UserRecord]) -> Rea
         else:
             pending.append(user_id)
     return ReadBack(tuple(resigned), tuple(absent), tuple(pending))
+
+
+def split_rejected(
+    ids: tuple[str, ...], pending: tuple[str, ...], *, not_found: bool
+) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """What to do after ``ids`` were rejected and a read-back left ``pending`` still to resign.
+
+    Returns the IDs to record as failed and the groups to send next (the last one first). Every
+    group is shorter than ``ids``, so the split ends: a lone ID the server refuses is failed, a
+    "not found" that the read-back explained (some IDs absent) sends the rest together, and
+    anything else is halved until the refused ID stands alone.
+    """
+    if len(pending) == 1 and len(ids) == 1:
+        # The server refuses it (even says "not found") while the read-back finds the user.
+        return pending, []
+    if not pending:
+        return (), []
+    if (not_found and len(pending) < len(ids)) or len(pending) == 1:
+        return (), [pending]
+    half = len(pending) // 2
+    return (), [pending[half:], pending[:half]]
+
+
+def resigned_rows(ids: Sequence[str], request_id: str | None, why: str) -> list[IdOutcome]:
+    """Per-ID rows for ``ids`` resigned other than by their whole batch's own call."""
+    return [IdOutcome(i, LineOutcome.RESIGNED, None, why, request_id) for i in ids]
+
+
+def absent_rows(ids: Sequence[str]) -> list[IdOutcome]:
+    """Per-ID rows for ``ids`` a read-back did not find."""
+    return [
+        IdOutcome(i, LineOutcome.NOT_FOUND, USER_NOT_FOUND, "user not found (read back)")
+        for i in ids
+    ]
+
+
+def failed_row(user_id: str, error: Rejected) -> IdOutcome:
+    """The row of an ID the server refuses on its own."""
+    return IdOutcome(user_id, LineOutcome.FAILED, error.api_code, error.message, error.request_id)
+
+
+def terminal_state(rows: Iterable[IdOutcome], *, used_read_back: bool) -> BatchState:
+    """The state of a batch every ID of which has an outcome (``rows``: the per-ID ones)."""
+    if any(r.outcome in (LineOutcome.NOT_FOUND, LineOutcome.FAILED) for r in rows):
+        return BatchState.REJECTED
+    return BatchState.RECONCILED if used_read_back else BatchState.DONE
 
 
 async def read_back(

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bulkresign.errors import ConfigError
+from bulkresign.errors import ApiError, ConfigError, InDoubt, NotApplied, Rejected
 
 __all__ = ["CircuitBreaker", "ErrorBudget", "OutcomeKind", "RetryBudget", "RetryPolicy"]
 
@@ -33,6 +33,19 @@ class OutcomeKind(StrEnum):
     REJECTED = "rejected"
     IN_DOUBT = "in_doubt"
     FATAL = "fatal"
+
+    @classmethod
+    def of(cls, error: ApiError | None) -> OutcomeKind:
+        """The kind of a call that raised ``error`` (``None``: it succeeded)."""
+        if error is None:
+            return cls.OK
+        if isinstance(error, NotApplied):
+            return cls.NOT_APPLIED
+        if isinstance(error, Rejected):
+            return cls.REJECTED
+        if isinstance(error, InDoubt):
+            return cls.IN_DOUBT
+        return cls.FATAL
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,12 @@ import argparse
 import re
 from pathlib import Path
 
-from bulkresign.audit import verify_journal
+import orjson
+
+from bulkresign.chain import JournalAnchor, verify_journal
 from bulkresign.cli import ExitCode
 from bulkresign.errors import ConfigError
+from bulkresign.ledger import Ledger
 
 __all__ = ["register"]
 
@@ -35,7 +38,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="SHA256",
         help="the journal's last hash, recorded elsewhere: also detects dropped trailing lines",
     )
+    v.add_argument(
+        "--state",
+        type=Path,
+        metavar="STATE",
+        help="the run's ledger: the chain must also pass through the point it anchored",
+    )
     v.set_defaults(func=handle_verify)
+
+
+def _anchor(state: Path) -> JournalAnchor:
+    ledger = Ledger.open(state)
+    try:
+        raw = ledger.meta().get("journal_anchor")
+    finally:
+        ledger.close()
+    anchor = None if raw is None else JournalAnchor.from_json(orjson.loads(raw))
+    if anchor is None:
+        raise ConfigError(f"{state}: the state file anchors no audit journal")
+    return anchor
 
 
 def handle_verify(args: argparse.Namespace) -> int:
@@ -43,7 +64,10 @@ def handle_verify(args: argparse.Namespace) -> int:
     head: str | None = args.head
     if head is not None and not _HEX64.match(head.lower()):
         raise ConfigError(f"--head {head!r}: expected 64 hex digits (a SHA-256)")
-    result = verify_journal(args.file, head=head.lower() if head is not None else None)
+    through = _anchor(args.state) if args.state is not None else None
+    result = verify_journal(
+        args.file, head=head.lower() if head is not None else None, through=through
+    )
     if result.ok:
         print(f"OK: {result.entries} entries, chain intact")
         return ExitCode.OK

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
@@ -17,7 +19,12 @@ from bulkresign.job import JobConfig, JobInfo, JobOutcome
 from bulkresign.logs import configure_logging, get_logger
 from bulkresign.telemetry import JournalEvents, LogEvents
 
-__all__ = ["Records", "count_problems", "print_summary", "read_ingest_stats"]
+__all__ = ["ANCHOR_EVERY", "Records", "count_problems", "print_summary", "read_ingest_stats"]
+
+
+#: Seconds between journal anchors: each costs an fsync of the journal; a resumed run verifies
+#: the entries written since the last one (about 600 a second at 300 requests a second).
+ANCHOR_EVERY = 1.0
 
 
 class Records:
@@ -30,6 +37,7 @@ class Records:
         self.reason: str = args.reason
         self.log_ids: bool = args.log_ids
         self._journal: AuditJournal | None = None
+        self._anchored_at = -ANCHOR_EVERY
 
     def events(self, info: JobInfo) -> Events:
         """Start logging and journaling for the confirmed run; the dispatcher's hooks."""
@@ -40,7 +48,7 @@ class Records:
             log_ids=self.log_ids,
             pseudonym_key=info.pseudonym_key,
         )
-        journal = AuditJournal.open(self.journal)
+        journal = AuditJournal.open(self.journal, since=info.journal_anchor)
         self._journal = journal
         journal.run_started(
             reason=self.reason,
@@ -54,6 +62,20 @@ class Records:
         )
         get_logger().info("run_started", resuming=info.resuming, userpool_id=info.userpool_id)
         return FanOut(LogEvents(), JournalEvents(journal))
+
+    def stamp(self) -> Mapping[str, object]:
+        """The journal's anchor for the ledger's next commit, at most once a second.
+
+        Called in the ledger's worker thread (:class:`~bulkresign.checkpoint.Checkpointer`).
+        """
+        now = time.monotonic()
+        if self._journal is None or now - self._anchored_at < ANCHOR_EVERY:
+            return {}
+        anchor = self._journal.anchor()
+        if anchor is None:
+            return {}
+        self._anchored_at = now
+        return {"journal_anchor": anchor.as_json()}
 
     def close(self, outcome: JobOutcome) -> None:
         """Record how the run ended in both records."""

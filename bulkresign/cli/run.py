@@ -173,7 +173,11 @@ def handle(args: argparse.Namespace) -> int:
 
     outcome = anyio.run(
         lambda: run_job(
-            cfg, confirm=confirm, events=records.events, watch=None if args.no_progress else watch
+            cfg,
+            confirm=confirm,
+            events=records.events,
+            watch=None if args.no_progress else watch,
+            stamp=records.stamp,
         )
     )
     if outcome is None:

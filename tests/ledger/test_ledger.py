@@ -199,6 +199,15 @@ class TestCheckpointer:
         assert await ckpt.write(lambda led: led.begin_attempt(0, ("a",))) == 1
         assert await ckpt.write(lambda led: led.begin_attempt(0, ("a",))) == 2
 
+    async def test_a_stamp_rides_on_every_commit(self, ledger: Ledger) -> None:
+        """The stamp's items are set in the ledger's meta by each commit, with its changes."""
+        stamps = iter(range(1, 10))
+        ckpt = Checkpointer(ledger, stamp=lambda: {"mark": next(stamps)})
+        await ckpt.write(lambda led: led.add_batch(batch(0)))
+        assert ledger.meta()["mark"] == "1"
+        await ckpt.write(lambda led: led.add_batch(batch(1)))
+        assert ledger.meta()["mark"] == "2"
+
 
 class TestPostedWrites:
     async def test_a_posted_change_rides_on_the_next_write(self, ledger: Ledger) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
 
+from bulkresign.chain import JournalAnchor
 from bulkresign.cli import main
 from bulkresign.client import GenAuthReader
 from bulkresign.emulator import DEMO_ACCESS_KEY_SECRET, RunningServer, synthetic_user_id
@@ -123,6 +125,35 @@ class TestRecords:
         assert "eyJ" not in Path(f"{state}.log").read_text()
         assert synthetic_user_id(5) not in Path(f"{state}.log").read_text()
         assert main(["audit", "verify", f"{state}.journal"]) == 0
+
+    def test_the_ledger_anchors_the_journal(
+        self, server: RunningServer, ids_file: Path, tmp_path: Path
+    ) -> None:
+        """The state file records a point of the journal; verify --state checks the chain there."""
+        state = tmp_path / "run.state"
+        assert main(run(ids_file, "--yes", "--state", str(state))) == 1
+        with sqlite3.connect(state) as conn:
+            (raw,) = conn.execute("SELECT value FROM meta WHERE key = 'journal_anchor'").fetchone()
+        anchor = JournalAnchor.from_json(json.loads(raw))
+        assert anchor is not None and anchor.entries >= 1
+        assert main(["audit", "verify", f"{state}.journal", "--state", str(state)]) == 0
+
+    def test_a_rerun_refuses_a_journal_cut_before_its_anchor(
+        self,
+        server: RunningServer,
+        ids_file: Path,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Lines lost from the journal stop the next run with one line naming the file."""
+        state = tmp_path / "run.state"
+        journal = Path(f"{state}.journal")
+        assert main(run(ids_file, "--yes", "--state", str(state))) == 1
+        journal.write_bytes(b"")
+        capsys.readouterr()
+        assert main(run(ids_file, "--yes", "--state", str(state))) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert any(str(journal) in line and "lines lost" in line for line in err), err
 
 
 class TestPreflight:
