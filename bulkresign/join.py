@@ -115,7 +115,8 @@ class _Join:
                 known.api_code,
                 row.batch,
                 known.request_id,
-                None if attempt is None else attempt.finished,
+                # Rows a read-back settled name no request: the time is when it was recorded.
+                known.at if attempt is None else attempt.finished,
             )
         if rec.state in TERMINAL:
             ok = self._ok.get(row.id)

@@ -251,9 +251,10 @@ class Ledger:
     def _record(self, row: tuple[int, str, str, str, int]) -> BatchRecord:
         seq, ids, lines, state, attempts = row
         outcomes = {
-            i: IdOutcome(i, LineOutcome(o), a, m, r)
-            for i, o, a, m, r in self._conn.execute(
-                "SELECT id, outcome, api_code, message, request_id FROM id_outcomes WHERE seq = ?",
+            i: IdOutcome(i, LineOutcome(o), a, m, r, t)
+            for i, o, a, m, r, t in self._conn.execute(
+                "SELECT id, outcome, api_code, message, request_id, at FROM id_outcomes "
+                "WHERE seq = ?",
                 (seq,),
             )
         }

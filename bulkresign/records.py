@@ -120,6 +120,8 @@ class IdOutcome:
     api_code: int | None = None
     message: str | None = None
     request_id: str | None = None
+    at: float | None = None
+    """When the ledger recorded it (Unix time); ``None`` before it is recorded."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,6 +88,13 @@ class TestOutcomes:
         )
         assert failed.request_id == "req-f"
         assert (by_line[9].outcome, by_line[9].request_id) == (LineOutcome.RESIGNED, "req-1")
+
+    def test_a_row_a_read_back_settled_has_the_time_it_was_recorded(self, ledger: Ledger) -> None:
+        """No request names it, so its time is when the ledger recorded its outcome."""
+        by_line = {r.line: r for r in rows(ledger)}
+        assert by_line[7].request_id is None
+        assert by_line[7].time is not None
+        assert abs(by_line[7].time - time.time()) < 60
 
     def test_an_open_batch_is_unprocessed_and_says_why(self, ledger: Ledger) -> None:
         """An in-doubt batch's IDs are unprocessed, the reason naming its state."""
