@@ -19,7 +19,7 @@ A run anchors its journal in the ledger (:class:`JournalAnchor`: entries, byte o
 fsynced first, stored with a ledger commit at most once a second). ``bulkresign audit verify
 --state`` checks that the chain passes through the anchor, so lines dropped before it are evident;
 a resumed run checks only the anchored line and what follows it (``verify_journal(path,
-since=anchor)``) instead of hashing the whole file again (10M IDs make a journal of some 800 MB).
+since=anchor)``) instead of hashing the whole file again (10M IDs make a journal of some 430 MB).
 Extending a journal whose earlier lines were edited hides nothing: the chain still breaks there.
 """
 

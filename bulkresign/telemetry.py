@@ -108,9 +108,10 @@ class JournalEvents:
         error: ApiError | None,
         request_id: str | None,
     ) -> None:
-        """Append ``batch_outcome``."""
+        """Append ``batch_outcome``; its IDs are those of the ``batch_sent`` of the same attempt."""
         fields = _outcome_fields(seq, attempt, kind, outcome, latency, error, request_id)
-        self.journal.append("batch_outcome", ids=list(ids), **fields)
+        # Not the IDs again: they made the journal 1.65x as large (710 MB for 10M IDs) and slower.
+        self.journal.append("batch_outcome", size=len(ids), **fields)
 
     def read_back(self, seq: int, ids: Sequence[str], why: str) -> None:
         """Append ``read_back``."""

@@ -126,6 +126,18 @@ class TestRecords:
         assert synthetic_user_id(5) not in Path(f"{state}.log").read_text()
         assert main(["audit", "verify", f"{state}.journal"]) == 0
 
+    def test_the_journal_names_each_attempts_ids_once(
+        self, server: RunningServer, ids_file: Path, tmp_path: Path
+    ) -> None:
+        """batch_sent lists the IDs; batch_outcome of the same attempt gives only their count."""
+        state = tmp_path / "run.state"
+        assert main(run(ids_file, "--yes", "--state", str(state))) == 1
+        entries = [json.loads(line) for line in Path(f"{state}.journal").read_text().splitlines()]
+        sent = {(e["batch"], e["attempt"]): e["ids"] for e in entries if e["kind"] == "batch_sent"}
+        outcomes = [e for e in entries if e["kind"] == "batch_outcome"]
+        assert outcomes and all("ids" not in e for e in outcomes)
+        assert all(e["size"] == len(sent[e["batch"], e["attempt"]]) for e in outcomes)
+
     def test_the_ledger_anchors_the_journal(
         self, server: RunningServer, ids_file: Path, tmp_path: Path
     ) -> None:
