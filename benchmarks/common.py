@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import os
 import platform
 import resource
@@ -161,8 +162,23 @@ def scratch(under: str | None = None) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@functools.cache
+def _compile_package() -> None:
+    """Compile bulkresign's bytecode once, as ``pip install`` does for an installed tool.
+
+    The checkout is installed editable, so with ``PYTHONDONTWRITEBYTECODE`` set (as on these
+    machines) every child would compile the package again: ~0.15 s more to its first request
+    than a user's install takes.
+    """
+    package = Path(__file__).resolve().parent.parent / "bulkresign"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    argv = [sys.executable, "-m", "compileall", "-q", str(package)]
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
 def child_env(host: str) -> dict[str, str]:
     """The environment for a ``bulkresign run`` child: demo keys, this host, nothing leaked."""
+    _compile_package()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GENAUTH_", "BULKRESIGN_"))}
     env.update(
         GENAUTH_ACCESS_KEY_ID=DEMO_ACCESS_KEY_ID,

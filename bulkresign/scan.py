@@ -35,10 +35,12 @@ from bulkresign.validate import (
     preview_text,
 )
 
-__all__ = ["CHUNK_LINES", "Chunk", "Detail", "Scanner"]
+__all__ = ["CHUNK_LINES", "FIRST_CHUNK_LINES", "Chunk", "Detail", "Scanner"]
 
 #: Lines per chunk on the per-line path: enough to amortize one vectorized dedup call.
 CHUNK_LINES = 1 << 16
+#: Lines in the first chunk of a CSV or JSONL input; each next chunk doubles up to CHUNK_LINES.
+FIRST_CHUNK_LINES = 1 << 11
 
 U64 = npt.NDArray[np.uint64]
 #: One line for ``bulkresign report``: line, raw preview, normalized ID, kind, reason.
@@ -143,9 +145,11 @@ class Scanner:
                 yield pending
             return
         items = self._items(pieces)
-        while group := list(islice(items, CHUNK_LINES)):
+        size = FIRST_CHUNK_LINES  # small at first, as the reader's blocks: the first batch early
+        while group := list(islice(items, size)):
             pending = self._items_pending(group)
             pending.chunk.consumed = reader.text_read
+            size = min(CHUNK_LINES, size * 2)
             yield pending
 
     def _items(self, pieces: Iterator[Piece]) -> Iterator[Item]:

@@ -28,10 +28,21 @@ from bulkresign.decoding import BOM, FOREIGN, GZIP_MAGIC, binary_verdict, gunzip
 from bulkresign.errors import InputError
 from bulkresign.validate import PREVIEW_BYTES
 
-__all__ = ["BLOCK_SIZE", "InputReader", "Lines", "LongLine", "Piece", "check_readable"]
+__all__ = [
+    "BLOCK_SIZE",
+    "FIRST_BLOCK",
+    "InputReader",
+    "Lines",
+    "LongLine",
+    "Piece",
+    "check_readable",
+]
 
 #: Bytes read (and, for gzip, inflated) per step: large enough to amortize numpy's per-call cost.
 BLOCK_SIZE = 2 << 20
+#: The first read is this small and each next one twice the last, up to ``block_size``: the first
+#: 2 MiB block (84k IDs) took 113 ms to scan before the first batch could leave, 64 KiB ~5 ms.
+FIRST_BLOCK = 64 << 10
 #: How much of the text is inspected to refuse binaries and to pick a format.
 SNIFF_BYTES = 8192
 
@@ -150,12 +161,13 @@ class InputReader:
         # is gathered into the block (select), so a fast pipe still gives full blocks.
         read = getattr(self._file, "read1", self._file.read)
         eof = False
+        limit = min(self.block_size, FIRST_BLOCK)
         while not eof:
             parts: list[bytes] = []
             size = 0
             try:
-                while size < self.block_size and (not parts or self._ready()):
-                    part = read(self.block_size - size)
+                while size < limit and (not parts or self._ready()):
+                    part = read(limit - size)
                     if not part:
                         eof = True
                         break
@@ -168,6 +180,7 @@ class InputReader:
             block = parts[0] if len(parts) == 1 else b"".join(parts)
             self._hash.update(block)
             self.bytes_read += len(block)
+            limit = min(self.block_size, limit * 2)
             yield block
 
     def _ready(self) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import bulkresign
 
 
@@ -22,3 +24,8 @@ def test_every_public_attribute_is_exported() -> None:
 
 def _is_module(name: str) -> bool:
     return type(getattr(bulkresign, name)).__name__ == "module"
+
+
+def test_the_version_literal_is_the_installed_version() -> None:
+    """``__version__`` is a literal for a fast start; the installed metadata agrees with it."""
+    assert importlib.metadata.version("bulkresign") == bulkresign.__version__

@@ -5,13 +5,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import itertools
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from bulkresign.errors import InputError
-from bulkresign.source import InputReader, Lines, LongLine
+from bulkresign.scan import FIRST_CHUNK_LINES
+from bulkresign.source import BLOCK_SIZE, FIRST_BLOCK, InputReader, Lines, LongLine
 from tests.ingest.helpers import Write, accounted, batches, drain, ingest, object_ids
 
 IDS = object_ids(6)
@@ -216,3 +218,24 @@ class TestBlocks:
         text = "\ufeff" + "\r\n".join([*IDS, "", "# c", IDS[0].upper(), "x" * 40, *IDS[:2]]) + "\n"
         path = write(text)
         assert batches(path, block_size=block_size, batch_size=4) == batches(path, batch_size=4)
+
+    def test_reads_start_small_and_double(self, write: Write) -> None:
+        """The first read is FIRST_BLOCK, each next one twice the last, then BLOCK_SIZE."""
+        ids = object_ids(200_000)
+        path = write("\n".join(ids) + "\n")
+        marks = [0]
+        with InputReader(str(path)) as reader:
+            for _ in reader.pieces(1024):
+                if reader.bytes_read != marks[-1]:
+                    marks.append(reader.bytes_read)
+        sizes = [b - a for a, b in itertools.pairwise(marks)]
+        assert sizes[:6] == [FIRST_BLOCK << k for k in range(6)]
+        assert set(sizes[6:-1]) <= {BLOCK_SIZE} and marks[-1] == path.stat().st_size
+
+    def test_a_csv_longer_than_its_first_chunks_keeps_every_line_in_order(
+        self, write: Write
+    ) -> None:
+        """CSV chunks also start small and grow; no line is lost or moved across them."""
+        ids = object_ids(5 * FIRST_CHUNK_LINES + 7)
+        path = write("id,name\n" + "".join(f"{i},x\n" for i in ids), "in.csv")
+        assert [i for b in batches(path, column="id") for i in b.ids] == ids
