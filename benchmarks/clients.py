@@ -1,6 +1,7 @@
 """The clients the ceiling and checkpoint benchmarks compare, each run in this process.
 
-* :func:`run_bulkresign` — :func:`bulkresign.job.run_job`, the whole run: ingest, ledger, pacing.
+* :func:`run_bulkresign` — :func:`bulkresign.job.run_job`, the whole run: ingest, ledger, pacing,
+  and (``records=True``) the event log and the audit journal, wired as `bulkresign run` does.
 * :func:`run_sdk` — the naive baseline a user would write without bulkresign: the vendor's
   ``authing`` SDK called from 16 threads over the IDs cut into 50s. No record of what was sent,
   no dedup, no pacing; a crash leaves nobody knowing who was resigned. The SDK opens a new
@@ -13,6 +14,7 @@ The emulator runs in another process, so this process's CPU time (all threads) i
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 from collections.abc import Callable
@@ -27,9 +29,11 @@ from authing import ManagementClient
 
 from benchmarks.common import cpu_seconds
 from bulkresign.bench import demo_credentials
+from bulkresign.cli.records import Records
 from bulkresign.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, DEMO_USERPOOL_ID
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.job import JobConfig, run_job
+from bulkresign.logs import reset_logging
 from bulkresign.models import MAX_BATCH
 
 __all__ = ["THREADS", "ClientRun", "run_bare_aiohttp", "run_bulkresign", "run_sdk"]
@@ -77,8 +81,13 @@ def run_bulkresign(
     rate: float = 1e6,
     concurrency: int = THREADS,
     durable: bool = True,
+    records: bool = True,
 ) -> ClientRun:
-    """:func:`run_job` over ``source`` with a fresh ledger at ``state``."""
+    """:func:`run_job` over ``source`` with a fresh ledger at ``state``.
+
+    With ``records`` the run also writes ``STATE.log`` and ``STATE.journal`` through
+    :class:`bulkresign.cli.records.Records`, as the CLI does: a user's run pays for them too.
+    """
     cfg = JobConfig(
         spec=InputSpec(str(source), format=Format.LINES),
         host=host,
@@ -90,15 +99,29 @@ def run_bulkresign(
         durable=durable,
     )
 
+    kept = (
+        Records(cfg, argparse.Namespace(log=None, journal=None, reason="benchmark", log_ids=False))
+        if records
+        else None
+    )
+
     async def main() -> tuple[int, int, bool]:
         with anyio.move_on_after(timeout):
-            outcome = await run_job(cfg)
+            if kept is None:
+                outcome = await run_job(cfg)
+            else:
+                outcome = await run_job(cfg, events=kept.events, stamp=kept.stamp)
             assert outcome is not None
+            if kept is not None:
+                kept.close(outcome)
             s = outcome.stats
             return s.requests, s.requests - s.batches_done, outcome.result.finished
         return 0, 0, False
 
-    return _timed(lambda: anyio.run(main))
+    try:
+        return _timed(lambda: anyio.run(main))
+    finally:
+        reset_logging()
 
 
 def _batches(source: Path) -> list[list[str]]:
