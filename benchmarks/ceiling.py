@@ -75,7 +75,10 @@ def run(big: bool, command: str) -> Section:
     share = paced.cpu / paced.wall
     floor_share = median([r.cpu / r.wall for r in floor_runs])
     rows = [
-        _row("bulkresign (`run_job`: ingest, durable ledger, pacing, event log, audit journal)", runs["bulkresign"]),
+        _row(
+            "bulkresign (`run_job`: ingest, durable ledger, pacing, event log, audit journal)",
+            runs["bulkresign"],
+        ),
         _row(f"authing SDK, {THREADS} threads, no ledger (naive baseline)", runs["sdk"]),
         _row(f"bare aiohttp, {THREADS} connections (HTTP floor, no tool)", runs["aiohttp"]),
     ]
