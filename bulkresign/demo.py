@@ -78,7 +78,8 @@ def main() -> int:
             ),
             ("status", ["status", "--state", str(state)], 0),
             ("verify: read every resigned user back", ["verify", "--state", str(state)], 0),
-            ("audit verify: the journal's hash chain", ["audit", "verify", f"{state}.journal"], 0),
+            ("audit verify: the journal's hash chain, through the ledger's anchor",
+             ["audit", "verify", f"{state}.journal", "--state", str(state)], 0),
         ]  # fmt: skip
         for title, argv, want in expected:
             code = _step(title, argv, env)
