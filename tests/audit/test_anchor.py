@@ -28,6 +28,11 @@ def anchored(path: Path, clock: Callable[[], datetime], before: int, after: int)
     return mark
 
 
+def cut(path: Path, keep: int) -> None:
+    """Keep only the first ``keep`` lines."""
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:keep]))
+
+
 def edit_line(path: Path, number: int, old: bytes, new: bytes) -> None:
     """Replace ``old`` by ``new`` (same length) in 1-based line ``number``."""
     raw = path.read_bytes().splitlines(keepends=True)
@@ -93,45 +98,32 @@ class TestSince:
         since, whole = verify_journal(journal_path, since=mark), verify_journal(journal_path)
         assert (since.ok, since.entries, since.head) == (True, 7, whole.head)
 
-    def test_edit_after_the_anchor_is_found(
-        self, journal_path: Path, clock: Callable[[], datetime]
+    @pytest.mark.parametrize(
+        ("before", "after", "damage", "bad_line", "reason"),
+        [
+            (4, 3, lambda p: edit_line(p, 6, b'"u5"', b'"u9"'), 6, "line edited"),
+            (4, 3, lambda p: edit_line(p, 4, b'"u3"', b'"u9"'), 4, "anchored"),
+            (4, 0, lambda p: cut(p, 3), 4, "lines lost"),
+            (4, 2, lambda p: edit_line(p, 1, b'"u0"', b'"u00"'), 4, "no entry ends where"),
+        ],
+        ids=["edit after the anchor", "anchored line edited", "cut before it", "lines moved"],
+    )
+    def test_damage_from_the_anchor_on_is_found(
+        self,
+        journal_path: Path,
+        clock: Callable[[], datetime],
+        before: int,
+        after: int,
+        damage: Callable[[Path], None],
+        bad_line: int,
+        reason: str,
     ) -> None:
-        """An edited line after the anchor fails with its own line number."""
-        mark = anchored(journal_path, clock, 4, 3)
-        edit_line(journal_path, 6, b'"u5"', b'"u9"')
+        """An edit after the anchor, of the anchored line, or lines lost or moved before it."""
+        mark = anchored(journal_path, clock, before, after)
+        damage(journal_path)
         result = verify_journal(journal_path, since=mark)
-        assert (result.ok, result.first_bad_line) == (False, 6)
-
-    def test_edited_anchored_line_is_found(
-        self, journal_path: Path, clock: Callable[[], datetime]
-    ) -> None:
-        """The anchored line itself must hash to the anchor's head."""
-        mark = anchored(journal_path, clock, 4, 3)
-        edit_line(journal_path, 4, b'"u3"', b'"u9"')
-        result = verify_journal(journal_path, since=mark)
-        assert (result.ok, result.first_bad_line) == (False, 4)
-        assert "anchored" in (result.reason or "")
-
-    def test_journal_shorter_than_the_anchor_is_refused(
-        self, journal_path: Path, clock: Callable[[], datetime]
-    ) -> None:
-        """Lines lost before the anchor are evident, even at a line boundary."""
-        mark = anchored(journal_path, clock, 4, 0)
-        raw = journal_path.read_bytes().splitlines(keepends=True)
-        journal_path.write_bytes(b"".join(raw[:3]))
-        result = verify_journal(journal_path, since=mark)
-        assert result.ok is False
-        assert "lines lost" in (result.reason or "")
-
-    def test_offset_inside_a_line_is_refused(
-        self, journal_path: Path, clock: Callable[[], datetime]
-    ) -> None:
-        """A journal rewritten so no line ends at the anchored offset is refused."""
-        mark = anchored(journal_path, clock, 4, 2)
-        edit_line(journal_path, 1, b'"u0"', b'"u00"')
-        result = verify_journal(journal_path, since=mark)
-        assert result.ok is False
-        assert "no entry ends where" in (result.reason or "")
+        assert (result.ok, result.first_bad_line) == (False, bad_line)
+        assert reason in (result.reason or "")
 
     def test_a_line_longer_than_a_read_block_is_found(
         self, journal_path: Path, clock: Callable[[], datetime]
@@ -151,8 +143,7 @@ class TestSince:
     ) -> None:
         """A resumed run will not extend a journal that ends before its anchor."""
         mark = anchored(journal_path, clock, 4, 0)
-        raw = journal_path.read_bytes().splitlines(keepends=True)
-        journal_path.write_bytes(b"".join(raw[:2]))
+        cut(journal_path, 2)
         with pytest.raises(LedgerError, match="lines lost"):
             AuditJournal.open(journal_path, since=mark, now=clock)
 
@@ -182,8 +173,7 @@ class TestThrough:
     ) -> None:
         """Dropping whole lines the ledger anchored is evident without --head."""
         mark = anchored(journal_path, clock, 3, 0)
-        raw = journal_path.read_bytes().splitlines(keepends=True)
-        journal_path.write_bytes(b"".join(raw[:2]))
+        cut(journal_path, 2)
         assert verify_journal(journal_path).ok
         result = verify_journal(journal_path, through=mark)
         assert (result.ok, result.first_bad_line) == (False, 3)
