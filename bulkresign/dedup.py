@@ -27,7 +27,10 @@ sequence that reaches it. A partition grows when it would pass a load of 0.8: by
 when the reader's estimate of the final count (:meth:`KeyTable.expect`) says less will do. So the
 table holds 20–38 bytes per key (about 21 when the estimate is good), and growing one partition at
 a time keeps the transient to 1/64 of it. A grown partition is rebuilt without probing: its keys,
-sorted by ``w0``, are laid out in one pass.
+sorted by ``w0``, are laid out in one pass. Partitions start at sizes spread over one growth factor
+(and keep that spread), so they fill up, and are rebuilt, in different blocks: with equal sizes
+and evenly spread keys, all 64 were rebuilt within one block (237 ms at 5.6M keys of a 10M-ID run,
+a stall that bunched the run's requests into 429s).
 """
 
 from __future__ import annotations
@@ -88,8 +91,13 @@ class KeyTable:
 
     def __init__(self, *, scrambler: Scrambler | None = None) -> None:
         self._scramble: Scrambler = scrambler if scrambler is not None else scramble
-        self._w0 = [np.zeros((MIN_BUCKETS, BUCKET), np.uint64) for _ in range(PARTS)]
-        self._w1 = [np.zeros((MIN_BUCKETS, BUCKET), np.uint64) for _ in range(PARTS)]
+        # Staggered sizes: with keys spread evenly, equal partitions would all fill up, and be
+        # rebuilt, within the same block (57 rebuilds, 237 ms, in one block of a 10M-ID run:
+        # a stall the sends feel). Sizes spread over one growth factor keep growth spread too.
+        self._stagger = [GROWTH ** (p / PARTS) for p in range(PARTS)]
+        sizes = [math.ceil(MIN_BUCKETS * f) for f in self._stagger]
+        self._w0 = [np.zeros((n, BUCKET), np.uint64) for n in sizes]
+        self._w1 = [np.zeros((n, BUCKET), np.uint64) for n in sizes]
         self._counts = [0] * PARTS
         self._expected = 0
         self._odd: set[tuple[int, int]] = set()  # keys whose w0 is 0, the empty-slot mark
@@ -159,18 +167,16 @@ class KeyTable:
         self._expected = total
 
     def _make_room(self, w0: U64) -> None:
-        """Grow the partitions ``w0`` would fill past MAX_LOAD, or that can jump to the aim now.
+        """Grow the partitions ``w0`` would fill past MAX_LOAD.
 
-        With an estimate, a partition goes straight to its aimed size as soon as its keys fill
-        MIN_LOAD of it, which keeps the bound on bytes per key and saves the last rebuilds.
+        Only when they must: with an estimate, the growing partition goes straight to its aimed
+        size once its keys fill MIN_LOAD of it (:meth:`_grow`), and jumping there any sooner
+        would make every partition jump within the same block.
         """
         incoming = np.bincount((w0 >> np.uint64(64 - PART_BITS)).astype(np.intp), minlength=PARTS)
-        aim = self._aim()
         for p in range(PARTS):
             need = self._counts[p] + int(incoming[p])
-            slots = self._w0[p].size
-            early = slots * MIN_GROWTH < aim * BUCKET and need >= MIN_LOAD * aim * BUCKET
-            if need > MAX_LOAD * slots or early:
+            if need > MAX_LOAD * self._w0[p].size:
                 self._grow(p, need)
 
     def _aim(self) -> int:
@@ -288,7 +294,11 @@ class KeyTable:
             buckets = max(math.ceil(old_buckets * MIN_GROWTH), aim)
         elif aim:
             buckets = max(math.ceil(old_buckets * MIN_GROWTH), min(buckets, aim))
-        buckets = max(buckets, math.ceil(need / (MAX_LOAD * BUCKET)))
+        floor = math.ceil(need / (MAX_LOAD * BUCKET))
+        if buckets < floor:
+            # A block too large for the partition sizes it by its keys: staggered as at the start,
+            # or every partition would be left the same size, to fill up in the same block again.
+            buckets = math.ceil(floor * self._stagger[p])
         taken = np.flatnonzero(old0)
         w0, w1 = old0[taken], old1[taken]
         del old0, old1, taken

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulkresign.buckets import scramble
-from bulkresign.dedup import KeyTable
+from bulkresign.dedup import PARTS, KeyTable
 from bulkresign.idkeys import id_keys
 from bulkresign.models import IdType
 
@@ -169,3 +169,24 @@ class TestMemory:
         """A prepared batch is at most 2**24 keys (positions are packed in 24 bits)."""
         with pytest.raises(ValueError, match="at most"):
             KeyTable().prepare(np.zeros(((1 << 24) + 1, 2), np.uint64))
+
+
+class TestGrowth:
+    def test_partitions_grow_in_different_blocks(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Past the first blocks, no block rebuilds more than a quarter of the partitions."""
+        grown: list[int] = []
+        grow = KeyTable._grow
+
+        def counting(self: KeyTable, p: int, need: int) -> None:
+            grown[-1] += 1
+            grow(self, p, need)
+
+        monkeypatch.setattr(KeyTable, "_grow", counting)
+        rng = np.random.default_rng(5)
+        keys = rng.integers(1, 2**63, size=(600_000, 2), dtype=np.uint64)
+        table = KeyTable()
+        table.expect(len(keys))
+        for block in np.array_split(keys, 150):
+            grown.append(0)
+            table.insert(block)
+        assert max(grown[10:]) <= PARTS // 4, grown
