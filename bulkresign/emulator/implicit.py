@@ -22,17 +22,35 @@ _RESIGNED_BITS = _STATUS_LIST.index(UserStatus.RESIGNED)
 _COUNT_SHIFT, _COUNT_MASK, _TICK_SHIFT = 4, 0xFFFFF, 24
 
 
-#: Shards of the changed-users map (a power of two; keys are routed by their low bits).
-_SHARDS = 4096
+#: Shards of the changed-users map (a power of two; keys are routed by a hash of the key).
+_SHARD_BITS = 12
+_SHARDS = 1 << _SHARD_BITS
+_WORD = (1 << 64) - 1
+
+
+def _shard(key: int) -> int:
+    """MurmurHash3's 64-bit finalizer (fmix64) of the key's low word, top bits.
+
+    Keys that count up (an ObjectId's counter, the benchmarks' IDs) must land at random: routed
+    by their low bits, or by any hash linear in the key (Python's int and tuple hashes, a
+    multiplicative hash), they fill the shards evenly, and so all at once.
+    https://github.com/aappleby/smhasher/blob/master/src/MurmurHash3.cpp
+    """
+    x = key & _WORD
+    x = ((x ^ (x >> 33)) * 0xFF51AFD7ED558CCD) & _WORD
+    x = ((x ^ (x >> 33)) * 0xC4CEB9FE1A85EC53) & _WORD
+    return (x ^ (x >> 33)) >> (64 - _SHARD_BITS)
 
 
 class _ShardedMap:
-    """``dict[int, int]`` split in :data:`_SHARDS` dicts by the key's low bits.
+    """``dict[int, int]`` split in :data:`_SHARDS` dicts by a hash of the key.
 
     One dict of millions of users doubles in one go when it fills (a copy of every entry: 7-10 ms
     at 150k users, hundreds at 10M), and the emulator answers nothing meanwhile; the requests that
     queue up then reach the rate window together, as a burst the client never sent. Shards grow a
-    little at a time.
+    little at a time — if they fill unevenly. Routed by the key's low bits, IDs that count up
+    (ObjectIds, the benchmarks' IDs) filled every shard in lockstep, and all 4,096 doubled within a
+    quarter of a second: at 1.4M, 2.8M and 5.6M users of a 10M run, the same burst.
     """
 
     __slots__ = ("_maps",)
@@ -43,10 +61,10 @@ class _ShardedMap:
             self[key] = value
 
     def get(self, key: int, default: int | None = None) -> int | None:
-        return self._maps[key & (_SHARDS - 1)].get(key, default)
+        return self._maps[_shard(key)].get(key, default)
 
     def __setitem__(self, key: int, value: int) -> None:
-        self._maps[key & (_SHARDS - 1)][key] = value
+        self._maps[_shard(key)][key] = value
 
     def __len__(self) -> int:
         return sum(map(len, self._maps))

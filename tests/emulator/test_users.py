@@ -17,6 +17,7 @@ from bulkresign.emulator import (
     synthetic_user,
     synthetic_user_id,
 )
+from bulkresign.emulator.implicit import _ShardedMap
 from bulkresign.errors import ConfigError, InputError
 from bulkresign.models import IdType
 
@@ -159,6 +160,12 @@ class TestImplicit:
         assert emulator.set_status(user, "Activated")
         assert await api.statuses([user]) == {user: "Activated"}
         assert emulator.oracle()["resign_counts"] == {user: 2}
+
+    def test_ids_that_count_up_fill_the_shards_unevenly(self) -> None:
+        """Sequential IDs spread at random over the store's shards, not one each in lockstep."""
+        store = _ShardedMap((n * 0x9E3779B1, 1) for n in range(40 * len(_ShardedMap()._maps)))
+        sizes = sorted(len(m) for m in store._maps)
+        assert sizes[0] < 30 and sizes[-1] > 50, (sizes[0], sizes[-1])
 
     def test_implicit_takes_no_users(self) -> None:
         """Adding users to an implicit pool is a configuration error."""
