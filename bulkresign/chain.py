@@ -25,9 +25,11 @@ Extending a journal whose earlier lines were edited hides nothing: the chain sti
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -36,10 +38,12 @@ import orjson
 
 from bulkresign.errors import InputError
 
-__all__ = ["GENESIS", "JournalAnchor", "VerifyResult", "seal", "verify_journal"]
+__all__ = ["ANCHOR_KEY", "GENESIS", "JournalAnchor", "VerifyResult", "seal", "verify_journal"]
 
 #: The ``prev`` of the first line.
 GENESIS = "0" * 64
+#: The ledger meta key a run's :class:`JournalAnchor` is stored under.
+ANCHOR_KEY = "journal_anchor"
 
 _HASH_SUFFIX = re.compile(rb',"hash":"([0-9a-f]{64})"\}\Z')
 #: Our lines are a few kilobytes; a longer one is not ours, and is not read whole into memory.
@@ -79,13 +83,14 @@ class JournalAnchor:
     """The journal's absolute path: an anchor holds for that file only."""
 
     def as_json(self) -> dict[str, object]:
-        """The anchor as the ledger stores it."""
-        return {
-            "entries": self.entries,
-            "offset": self.offset,
-            "head": self.head,
-            "path": self.path,
-        }
+        """The anchor as the ledger stores it (under :data:`ANCHOR_KEY`)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, str]) -> JournalAnchor | None:
+        """The anchor a ledger's meta holds, or ``None``."""
+        raw = meta.get(ANCHOR_KEY)
+        return None if raw is None else cls.from_json(orjson.loads(raw))
 
     @classmethod
     def from_json(cls, value: object) -> JournalAnchor | None:

@@ -65,7 +65,7 @@ class Checkpointer:
 
     ledger: Ledger
     stamp: Callable[[], Mapping[str, object]] | None = None
-    """Called in the worker thread as each commit begins; its items go to the ledger's meta."""
+    """Called in the worker thread before each commit; its items go to the ledger's meta."""
     _pending: list[_Op[object]] = field(default_factory=list)
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
     _writes: int = 0
@@ -131,9 +131,12 @@ class Checkpointer:
 
     def _flush(self, group: list[_Op[object]]) -> None:
         conn = self.ledger
+        # Taken before the transaction: the journal's anchor costs an fsync of its own, which
+        # need not hold the ledger's write lock.
+        stamp = self.stamp() if self.stamp is not None else {}
         try:
             with conn.transaction():
-                for key, value in (self.stamp() if self.stamp is not None else {}).items():
+                for key, value in stamp.items():
                     conn.set_meta_json(key, value)
                 for op in group:
                     # A savepoint per change: one failing write is returned to its caller

@@ -154,8 +154,8 @@ async def run_job(
             if not resuming and cfg.exclude:
                 await anyio.to_thread.run_sync(_record_exclude, ledger, cfg.exclude)
             meta = await anyio.to_thread.run_sync(ledger.meta)
-            anchor = JournalAnchor.from_json(orjson.loads(meta.get("journal_anchor", "null")))
-            info = JobInfo(pool, resuming, cfg.state, bytes.fromhex(meta["pseudonym_key"]), anchor)
+            key, anchor = bytes.fromhex(meta["pseudonym_key"]), JournalAnchor.from_meta(meta)
+            info = JobInfo(pool, resuming, cfg.state, key, anchor)
             if not await confirm(info):
                 return None
             live = stats if stats is not None else RunStats()

@@ -41,7 +41,7 @@ __all__ = [
 #: Bytes read (and, for gzip, inflated) per step: large enough to amortize numpy's per-call cost.
 BLOCK_SIZE = 2 << 20
 #: The first read is this small and each next one twice the last, up to ``block_size``: the first
-#: 2 MiB block (84k IDs) took 113 ms to scan before the first batch could leave, 64 KiB ~5 ms.
+#: 2 MiB block (84k IDs) took 113 ms to scan before the first batch could leave, 64 KiB ~10 ms.
 FIRST_BLOCK = 64 << 10
 #: How much of the text is inspected to refuse binaries and to pick a format.
 SNIFF_BYTES = 8192

@@ -6,8 +6,6 @@ import argparse
 import re
 from pathlib import Path
 
-import orjson
-
 from bulkresign.chain import JournalAnchor, verify_journal
 from bulkresign.cli import ExitCode
 from bulkresign.errors import ConfigError
@@ -50,10 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _anchor(state: Path) -> JournalAnchor:
     ledger = Ledger.open(state)
     try:
-        raw = ledger.meta().get("journal_anchor")
+        anchor = JournalAnchor.from_meta(ledger.meta())
     finally:
         ledger.close()
-    anchor = None if raw is None else JournalAnchor.from_json(orjson.loads(raw))
     if anchor is None:
         raise ConfigError(f"{state}: the state file anchors no audit journal")
     return anchor

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bulkresign.audit import AuditJournal
+from bulkresign.chain import ANCHOR_KEY
 from bulkresign.events import Events, FanOut
 from bulkresign.job import JobConfig, JobInfo, JobOutcome
 from bulkresign.logs import configure_logging, get_logger
@@ -75,7 +76,7 @@ class Records:
         if anchor is None:
             return {}
         self._anchored_at = now
-        return {"journal_anchor": anchor.as_json()}
+        return {ANCHOR_KEY: anchor.as_json()}
 
     def close(self, outcome: JobOutcome) -> None:
         """Record how the run ended in both records."""
