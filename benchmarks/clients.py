@@ -54,6 +54,8 @@ class ClientRun:
     cpu: float
     """CPU seconds of this process (all threads) during the run."""
     finished: bool
+    loop_cpu: float = 0.0
+    """Of ``cpu``, the calling thread's: the event loop's, for the asyncio clients."""
 
     @property
     def per_second(self) -> float:
@@ -65,11 +67,17 @@ class ClientRun:
         """CPU seconds per 1,000 requests."""
         return 1000 * self.cpu / self.requests if self.requests else 0.0
 
+    @property
+    def loop_cpu_per_1000(self) -> float:
+        """The calling thread's CPU seconds per 1,000 requests."""
+        return 1000 * self.loop_cpu / self.requests if self.requests else 0.0
+
 
 def _timed(fn: Callable[[], tuple[int, int, bool]]) -> ClientRun:
-    cpu, started = cpu_seconds(), time.perf_counter()
+    cpu, own, started = cpu_seconds(), time.thread_time(), time.perf_counter()
     requests, failed, finished = fn()
-    return ClientRun(requests, failed, time.perf_counter() - started, cpu_seconds() - cpu, finished)
+    wall, own = time.perf_counter() - started, time.thread_time() - own
+    return ClientRun(requests, failed, wall, cpu_seconds() - cpu, finished, own)
 
 
 def run_bulkresign(

@@ -93,6 +93,11 @@ def _is_secret_field(key: str) -> bool:
     return name in SECRET_FIELDS or name.endswith(SECRET_SUFFIXES)
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_id_field(key: str) -> bool:
+    return _normal(key) in ID_FIELDS
+
+
 class _SecretValues:
     """The known secret values, compiled into one pattern; safe to extend from any thread."""
 
@@ -148,6 +153,8 @@ def redact(value: object, depth: int = 0) -> object:
     Objects that are not JSON types become their ``str()`` (exceptions ``Type: message``,
     dataclasses a dict of their fields) *before* the scrub, so no repr slips past it.
     """
+    if type(value) is dict and (flat := _redact_flat(value)) is not None:
+        return flat
     if isinstance(value, str):
         return _SECRETS.scrub(value)
     if isinstance(value, int) and not -(2**63) <= value < 2**64:
@@ -183,6 +190,39 @@ def redact(value: object, depth: int = 0) -> object:
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return redact(fields, depth)
     return _SECRETS.scrub(str(value))
+
+
+def _redact_flat(value: Mapping[object, object]) -> dict[str, object] | None:
+    """:func:`redact` of a flat event in one search over all its text, or ``None`` if it is not one.
+
+    Every event the dispatcher logs or journals is flat: string keys; values ``None``, booleans,
+    floats, 64-bit integers, strings, or lists and tuples of strings. When no secret occurs in
+    their text joined by NUL (a match across a NUL only sends the event down the full walk),
+    scrubbing would change nothing, and only the secret-named fields are replaced. A request's
+    four records each took this walk: 17-19 µs each, against 5-6 µs here.
+    """
+    texts: list[str] = []
+    out: dict[str, object] = {}
+    for key, v in value.items():
+        if not isinstance(key, str):
+            return None
+        if isinstance(v, str):
+            texts.append(v)
+        elif isinstance(v, list | tuple):
+            try:
+                texts.append("\0".join(v))
+            except TypeError:  # not all strings
+                return None
+            v = list(v)
+        elif isinstance(v, bool) or v is None or type(v) is float:
+            pass
+        elif type(v) is not int or not -(2**63) <= v < 2**64:
+            return None
+        texts.append(key)
+        out[key] = REDACTED if _is_secret_field(key) else v
+    if _SECRETS.found("\0".join(texts)):
+        return None
+    return out
 
 
 class Redactor:
@@ -223,7 +263,9 @@ class Pseudonymizer:
     def _walk(self, value: object) -> object:
         if isinstance(value, dict):
             return {
-                k: self._hide(v) if _normal(k) in ID_FIELDS else self._walk(v)
+                k: self._hide(v)
+                if _is_id_field(k)
+                else (self._walk(v) if isinstance(v, dict | list) else v)
                 for k, v in value.items()
             }
         if isinstance(value, list):

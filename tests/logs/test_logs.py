@@ -9,10 +9,15 @@ import re
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 
+import orjson
 import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from bulkresign.errors import ConfigError
@@ -100,6 +105,28 @@ class TestFile:
         get_logger().error("nowhere", detail=1)
         assert capsys.readouterr() == ("", "")
         assert list(tmp_path.iterdir()) == []
+
+
+class _Kind(StrEnum):
+    OK = "ok"
+
+
+_TEXT = st.sampled_from(["", "plain", f"a{CANARY}b", CANARY, f"x {JWT}", "k", "ey", "\0"])
+_TEXT |= st.text()
+_KEYS = st.sampled_from(["batch", "ids", "token", "accessKeySecret", "note", CANARY, "k", "ey"])
+_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.floats()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | _TEXT
+    | st.just(_Kind.OK)
+    | st.lists(_TEXT, max_size=5)
+    | st.lists(_TEXT, max_size=5).map(tuple)
+    | st.lists(st.integers() | _TEXT, max_size=3)
+    | st.dictionaries(_KEYS, _TEXT, max_size=2)
+)
+_EVENTS = st.dictionaries(_KEYS | st.text(max_size=5), _VALUES, max_size=6)
 
 
 class TestRedaction:
@@ -221,6 +248,16 @@ class TestRedaction:
         loop: dict[str, object] = {}
         loop["self"] = loop
         assert "[too deep]" in repr(redact(loop))
+
+    @settings(max_examples=300, deadline=None)
+    @given(event=_EVENTS)
+    def test_flat_events_redact_as_the_full_walk_does(self, event: dict[str, object]) -> None:
+        """The one-search path for flat events gives what walking every value gives."""
+        reset_logging()
+        add_secret(CANARY)
+        add_secret("k\0ey")
+        walked = redact(MappingProxyType(event))  # not a dict: always the full walk
+        assert orjson.dumps(redact(event)) == orjson.dumps(walked)
 
     def test_reset_forgets_secrets(self) -> None:
         """reset_logging() clears the registry, so tests do not leak secrets into each other."""
