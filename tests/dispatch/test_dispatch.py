@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 
 import pytest
 
-from bulkresign.models import BatchState, LineOutcome
+from bulkresign.models import Batch, BatchState, Endpoint, IdType, LineOutcome, ResignResult
+from bulkresign.pipeline import CHUNK
 from tests.dispatch.fake import Crash, FakeServer, ForbiddenServer
 from tests.dispatch.harness import Harness, make_batches, make_ids
 
@@ -33,6 +34,38 @@ class TestHappyPath:
         assert_exactly_once(server, ids)
         assert server.resign_calls == 3
         assert harness.ledger().state_counts() == {BatchState.DONE: 3}
+
+
+class _CountedBatches(list[Batch]):
+    """Batches that count how many the pipeline has taken."""
+
+    taken = 0
+
+    def __iter__(self) -> Iterator[Batch]:
+        for batch in super().__iter__():
+            self.taken += 1
+            yield batch
+
+
+class TestFirstRequest:
+    async def test_it_leaves_before_a_whole_chunk_is_read(self, harness: Harness) -> None:
+        """The first chunk is small: the first request waits for a few intents, not CHUNK."""
+        ids = make_ids(50 * 3 * CHUNK)
+        batches = _CountedBatches(make_batches(ids))
+        taken_then: list[int] = []
+
+        class Watching(FakeServer):
+            async def resign_batch(
+                self, endpoint: Endpoint, ids: Sequence[str], id_type: IdType
+            ) -> ResignResult:
+                if not taken_then:
+                    taken_then.append(batches.taken)
+                return await super().resign_batch(endpoint, ids, id_type)
+
+        server = Watching(set(ids))
+        assert (await harness.run(server, batches)).finished
+        assert taken_then[0] < CHUNK
+        assert_exactly_once(server, ids)
 
 
 class TestRejections:
