@@ -54,7 +54,7 @@ class ClientRun:
     cpu: float
     """CPU seconds of this process (all threads) during the run."""
     finished: bool
-    loop_cpu: float = 0.0
+    loop_cpu: float
     """Of ``cpu``, the calling thread's: the event loop's, for the asyncio clients."""
 
     @property

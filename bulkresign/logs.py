@@ -263,10 +263,7 @@ class Pseudonymizer:
     def _walk(self, value: object) -> object:
         if isinstance(value, dict):
             return {
-                k: self._hide(v)
-                if _is_id_field(k)
-                else (self._walk(v) if isinstance(v, dict | list) else v)
-                for k, v in value.items()
+                k: self._hide(v) if _is_id_field(k) else self._walk(v) for k, v in value.items()
             }
         if isinstance(value, list):
             return [self._walk(v) for v in value]
