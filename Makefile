@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy bulkresign
+	$(BIN)/mypy bulkresign benchmarks
 
 unit: $(STAMP)
 	$(BIN)/pytest -q

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from bulkresign.bench import RunReport
 
 __all__ = ["plot_rss", "plot_timelines"]
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
+def _pyplot() -> ModuleType | None:
     try:
         import matplotlib
     except ModuleNotFoundError:
