@@ -6,7 +6,7 @@ The journal is the *evidence*; the ledger is the source of truth. It is private 
 the IDs exactly as given, because it is the audit record of who was resigned, when and by whom.
 A resumed run appends to the same file after verifying it (from the ledger's anchor on); a journal
 that fails verification is refused rather than extended. Entries pass through
-:func:`bulkresign.logs.redact`, so a secret handed to it by mistake is still never written.
+:func:`bulkresign.redact.redact`, so a secret handed to it by mistake is still never written.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from bulkresign._version import __version__
 from bulkresign.chain import GENESIS, JournalAnchor, VerifyResult, seal, verify_journal
 from bulkresign.errors import LedgerError
 from bulkresign.files import PRIVATE_MODE, check_private
-from bulkresign.logs import redact
+from bulkresign.redact import redact
 
 __all__ = [
     "GENESIS",
