@@ -283,6 +283,13 @@ class Ledger:
         row = self._conn.execute("SELECT ids FROM batches WHERE seq = ?", (seq,)).fetchone()
         return None if row is None else split_ids(row[0])
 
+    def batch_texts(self, first: int, last: int) -> dict[int, str]:
+        """The stored ID text (:func:`join_ids`) of each batch numbered ``first`` to ``last``."""
+        rows = self._conn.execute(
+            "SELECT seq, ids FROM batches WHERE seq BETWEEN ? AND ?", (first, last)
+        )
+        return dict(rows.fetchall())
+
     def last_seq(self) -> int:
         """The highest recorded batch number, or -1."""
         (value,) = self._conn.execute("SELECT coalesce(max(seq), -1) FROM batches").fetchone()

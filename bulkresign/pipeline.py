@@ -8,9 +8,10 @@
 ```
 The producer first hands out the batches a previous run left open (those in SENDING or IN_DOUBT
 are read back before anything is resent), then streams the input again from the start: batches the
-ledger already holds are checked against it and skipped, new ones are recorded SENDING together
-with the intent of their first attempt, one commit per chunk, and handed out. The stream's buffer
-equals the number of workers, so memory stays flat whatever the input size.
+ledger already holds are checked against it (one query a chunk) and skipped, new ones are
+recorded SENDING together with the intent of their first attempt, one commit per chunk, and handed
+out. The stream's buffer equals the number of workers, so memory stays flat whatever the input
+size.
 
 Committing intents a chunk ahead is what makes a request cost no commit of its own (a commit's
 thread hop alone costs 0.1–0.3 ms of CPU here; docs/benchmarks.md). The price is paid only on a
@@ -46,6 +47,7 @@ from bulkresign.dispatch import Dispatcher, WorkItem
 from bulkresign.errors import LedgerMismatch
 from bulkresign.ledger import BatchRecord, Ledger
 from bulkresign.models import Batch, BatchState
+from bulkresign.records import join_ids
 
 __all__ = ["CHUNK", "FIRST_CHUNK", "RunResult", "hash_file", "run_pipeline"]
 
@@ -222,9 +224,9 @@ async def _settle(dispatcher: Dispatcher) -> None:
 
 async def _check_known(ckpt: Checkpointer, batches: list[Batch]) -> None:
     """Batches an earlier run recorded must come out of the input exactly as recorded."""
-    stored = await ckpt.read(lambda led: [led.batch_ids(b.seq) for b in batches])
-    for b, ids in zip(batches, stored, strict=True):
-        if ids != b.ids:
+    stored = await ckpt.read(lambda led: led.batch_texts(batches[0].seq, batches[-1].seq))
+    for b in batches:
+        if stored.get(b.seq) != join_ids(b.ids):
             raise LedgerMismatch(
                 f"batch {b.seq} in the state file differs from the input's batch {b.seq}: "
                 "the input changed since the run began"

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import pytest
 
+from bulkresign.errors import LedgerMismatch
 from bulkresign.models import Batch, BatchState, Endpoint, IdType, LineOutcome, ResignResult
 from bulkresign.pipeline import CHUNK
 from tests.dispatch.fake import Crash, FakeServer, ForbiddenServer
@@ -163,6 +164,40 @@ class TestCrashAndResume:
         assert_exactly_once(server, ids)
         assert server.read_calls == len(batches)
         assert server.resign_calls == len(batches)
+
+
+def record_done(harness: Harness, batches: Sequence[Batch]) -> None:
+    """Leave the ledger as a run that resigned ``batches`` and was then killed leaves it."""
+    ledger = harness.ledger()
+    with ledger.transaction():
+        for b in batches:
+            ledger.add_batch(b)
+            ledger.set_state(b.seq, BatchState.DONE)
+    ledger.close()
+
+
+class TestResumeReplay:
+    async def test_the_batches_the_ledger_holds_done_are_not_sent_again(
+        self, harness: Harness
+    ) -> None:
+        """A resume replays the input: recorded batches are checked and skipped, the rest sent."""
+        ids = make_ids(50 * (3 * CHUNK + 7))
+        batches = make_batches(ids)
+        record_done(harness, batches[: 2 * CHUNK + 3])
+        server = FakeServer(set(ids))
+        assert (await harness.run(server, batches)).finished
+        assert server.resign_calls == len(batches) - (2 * CHUNK + 3)
+        assert all(server.applied[i] == 1 for i in ids[50 * (2 * CHUNK + 3) :])
+
+    async def test_a_batch_unlike_the_ledger_s_stops_the_run(self, harness: Harness) -> None:
+        """An input whose batch differs from the recorded one is refused, and nothing is sent."""
+        ids = make_ids(500)
+        record_done(harness, make_batches(ids)[:5])
+        changed = make_batches([*ids[:120], "b" * 24, *ids[121:]])
+        server = FakeServer(set(ids))
+        with pytest.raises(LedgerMismatch, match="batch 2 in the state file differs"):
+            await harness.run(server, changed)
+        assert server.resign_calls == 0
 
 
 class TestStopping:
