@@ -6,9 +6,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from bulkresign.bench import RunReport
+import numpy as np
 
-__all__ = ["plot_rss", "plot_timelines"]
+from bulkresign.bench import RunReport
+from bulkresign.bench.probe import Times
+
+__all__ = ["RESTART_SPAN", "plot_resume", "plot_rss", "plot_timelines"]
+
+#: Seconds after a restart that :func:`plot_resume` draws close up.
+RESTART_SPAN = 20.0
 
 
 def _pyplot() -> ModuleType | None:
@@ -71,6 +77,37 @@ def plot_rss(path: Path, points: Sequence[tuple[int, float]]) -> bool:
     ax.set_xlabel("IDs in the input")
     ax.set_ylabel("peak RSS (MiB)")
     ax.set_title("bulkresign run: peak RSS against input size")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_resume(
+    path: Path, calls: Times, resigns: Times, *, started: float, killed: float, restarted: float
+) -> bool:
+    """Calls per second across a kill and a restart, and the restart's first seconds close up."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, (whole, close) = plt.subplots(2, 1, figsize=(9, 6.4))
+    seconds = np.bincount((calls - started).astype(np.int64))
+    whole.bar(np.arange(len(seconds)), seconds, width=1.0, align="edge", label="calls")
+    for at, label, colour in ((killed, "SIGKILL", "tab:red"), (restarted, "restart", "black")):
+        whole.axvline(at - started, color=colour, linestyle="--", label=label)
+    whole.set_title("both runs: API calls per second")
+    whole.set_xlabel("seconds since the first run started")
+    whole.set_ylabel("calls/s")
+    whole.legend(loc="lower left", fontsize="small")
+    step, span = 0.1, RESTART_SPAN
+    edges = np.arange(0.0, span + step, step)
+    for times, label in ((calls, "all calls (read-backs too)"), (resigns, "resign calls")):
+        counts, _ = np.histogram(times - restarted, bins=edges)
+        close.step(edges[1:], counts / step, where="pre", label=label)
+    close.set_title(f"the restart's first {span:g} s, per {step:g} s")
+    close.set_xlabel("seconds since the restart was spawned")
+    close.set_ylabel("calls/s")
+    close.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

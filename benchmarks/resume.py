@@ -5,8 +5,9 @@
 calls have reached the emulator the child is SIGKILLed; the same command then runs to the end.
 Figures: time from the restart to its first request (any call: a read-back comes first when
 batches were left SENDING), to its first resign call and back to 90 % of the rate the first run
-reached; the read-back calls
-the restart needed; and the emulator's verdict that every user was resigned exactly once.
+reached; the read-back calls the restart needed; and the emulator's verdict that every user was
+resigned exactly once. A PNG shows the calls per second of both runs, and the restart's first
+seconds close up.
 Targets: one read-back per batch the kill left SENDING or IN_DOUBT, and exactly once.
 """
 
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.common import Section, child_env, run_child, scratch, standalone, table
+from benchmarks.common import HERE, Section, child_env, run_child, scratch, standalone, table
+from benchmarks.plots import plot_resume
 from bulkresign.bench import Check, Probe, summarize, write_ids
 from bulkresign.ledger import Ledger
 from bulkresign.models import MAX_BATCH, BatchState
@@ -31,6 +33,7 @@ NAME = "Resume"
 RATE = 500.0
 CONCURRENCY = 32
 LATENCY_MS = 20.0
+IMAGE = "resume.png"
 #: "Full rate again": the first sliding second holding this share of the first run's goodput.
 FULL = 0.9
 
@@ -108,7 +111,15 @@ def run(big: bool, command: str) -> Section:
         Check("exactly once after the kill", "yes" if once else "no", "yes",
               once and report.finished and first.killed),
     )  # fmt: skip
-    return Section(NAME, command, body, checks)
+    drawn = plot_resume(
+        HERE / IMAGE,
+        probe.admitted(),
+        resigns,
+        started=first.started,
+        killed=first.started + first.wall,
+        restarted=second.started,
+    )
+    return Section(NAME, command, body, checks, (IMAGE,) if drawn else ())
 
 
 def _open_batches(state: Path) -> dict[BatchState, int]:
