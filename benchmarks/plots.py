@@ -91,7 +91,7 @@ def plot_resume(
     if plt is None:
         return False
     fig, (whole, close) = plt.subplots(2, 1, figsize=(9, 6.4))
-    seconds = np.bincount((calls - started).astype(np.int64))
+    seconds = np.bincount((calls[calls >= started] - started).astype(np.int64))
     whole.bar(np.arange(len(seconds)), seconds, width=1.0, align="edge", label="calls")
     for at, label, colour in ((killed, "SIGKILL", "tab:red"), (restarted, "restart", "black")):
         whole.axvline(at - started, color=colour, linestyle="--", label=label)

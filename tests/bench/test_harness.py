@@ -6,9 +6,10 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from benchmarks import common
+from benchmarks import common, plots
 from benchmarks.common import Section, run_child
 from bulkresign.bench import Check
 
@@ -81,3 +82,27 @@ class TestRunChild:
         """A child that dies with a traceback raises instead of being measured."""
         with pytest.raises(RuntimeError, match="ZeroDivisionError"):
             run_child([sys.executable, "-c", "1 / 0"], env=dict(os.environ), timeout=30)
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class TestPlots:
+    def test_the_resume_plot_is_a_png(self, tmp_path: Path) -> None:
+        """Both runs' calls, a kill, a restart and a gap make one PNG."""
+        rng = np.random.default_rng(0)
+        first = np.sort(rng.uniform(0.0, 10.0, 4000))
+        second = np.sort(rng.uniform(14.0, 30.0, 6000))
+        calls = np.concatenate([first, second])
+        path = tmp_path / "resume.png"
+        drawn = plots.plot_resume(
+            path, calls, second + 0.02, started=0.0, killed=10.0, restarted=10.1
+        )
+        assert drawn
+        assert path.read_bytes().startswith(PNG_MAGIC)
+
+    def test_the_rss_plot_is_a_png(self, tmp_path: Path) -> None:
+        """Peak RSS against input size makes one PNG."""
+        path = tmp_path / "rss.png"
+        assert plots.plot_rss(path, [(1_000_000, 144.0), (10_000_000, 341.0)])
+        assert path.read_bytes().startswith(PNG_MAGIC)
