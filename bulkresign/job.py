@@ -6,7 +6,6 @@ is what ``bulkresign run`` calls after it has parsed its arguments and, when ask
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import gc
 import hashlib
@@ -32,6 +31,7 @@ from bulkresign.client import GenAuthClient
 from bulkresign.config import Credentials, Timeouts
 from bulkresign.dispatch import Dispatcher, DispatchSettings
 from bulkresign.events import Events, FanOut
+from bulkresign.heap import HeapKeeper
 from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger, Manifest
 from bulkresign.limiter import SEND_AHEAD, LimiterStats, RateLimiter
@@ -40,7 +40,7 @@ from bulkresign.pipeline import RunResult, hash_file, run_pipeline
 from bulkresign.retry import CircuitBreaker, ErrorBudget, RetryBudget, RetryPolicy
 from bulkresign.stats import RunStats
 
-__all__ = ["MMAP_THRESHOLD", "JobConfig", "JobInfo", "JobOutcome", "fix_mmap_threshold", "run_job"]
+__all__ = ["JobConfig", "JobInfo", "JobOutcome", "run_job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,12 +176,12 @@ async def run_job(
                 stats=live,
                 rng=random.Random(),
             )
-            ingest = Ingest(cfg.spec, exclude=cfg.exclude)
+            # Trimmed between blocks: the table's outgrown partitions leave holes (bulkresign.heap).
+            ingest = Ingest(cfg.spec, exclude=cfg.exclude, on_block=HeapKeeper())
             # What exists now (modules, client, ledger) lives for the whole run: take it out of
             # the cyclic collector's full passes, each a pause of 15 ms or more that holds sends
             # back and lets them reach the server bunched (https://docs.python.org/3/library/gc.html#gc.freeze).
             gc.freeze()
-            fix_mmap_threshold()
             async with anyio.create_task_group() as tg:
                 if input_hash is None and cfg.spec.path != "-":
                     tg.start_soon(_record_hash, ckpt, path)
@@ -205,27 +205,6 @@ async def run_job(
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(ledger.close)
-
-
-#: Allocations from this size up get their own mapping, returned to the system when freed.
-MMAP_THRESHOLD = 512 * 1024
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number (malloc.h)
-
-
-def fix_mmap_threshold() -> bool:
-    """Pin glibc's mmap threshold; ``False`` where the C library has no ``mallopt``.
-
-    glibc raises the threshold each time a mapped block is freed (up to 32 MiB), so once the
-    dedup table's partitions have grown a few times, later large blocks come from the heap, and
-    the freed ones stay in the process as holes it cannot return: on 2M IDs, peak RSS 202-223 MiB
-    with the moving threshold, 181-195 MiB pinned, and 173 against 67-101 MiB still held after
-    the run. Pinning it also turns the adjustment off (mallopt(3)).
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the process's own symbols: libc's, where it is glibc
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 async def _canary(cfg: JobConfig, dispatcher: Dispatcher, batches: Iterator[Batch]) -> None:
