@@ -83,7 +83,8 @@ def run(big: bool, command: str) -> Section:
     )
     resigns = probe.resigns()
     first_resign = float(resigns[resigns >= second.started][0]) - second.started
-    full = _full_rate_after(probe.admitted(), second.started, FULL * before_kill.goodput)
+    calls = probe.admitted()
+    full = _full_rate_after(calls, second.started, FULL * before_kill.goodput)
     reads = _count(after, "read_requests") - _count(before, "read_requests")
     once = after["resigned_total"] == n and after["max_resign_count"] == 1
     rows = [
@@ -113,7 +114,7 @@ def run(big: bool, command: str) -> Section:
     )  # fmt: skip
     drawn = plot_resume(
         HERE / IMAGE,
-        probe.admitted(),
+        calls,
         resigns,
         started=first.started,
         killed=first.started + first.wall,

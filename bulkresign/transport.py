@@ -113,13 +113,14 @@ class Transport(Protocol):
     ) -> None: ...
 
 
-def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """A verifying TLS context: the system roots, or only the CAs in ``ca_file``.
+def tls_context(ca_file: Path) -> ssl.SSLContext:
+    """A verifying TLS context that trusts only the CAs in ``ca_file`` (a private deployment's).
 
-    There is deliberately no way to turn verification off; a private deployment passes its CA.
+    Without a CA file the transport takes aiohttp's own verifying context over the system roots.
+    There is deliberately no way to turn verification off.
     """
     try:
-        return ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+        return ssl.create_default_context(cafile=str(ca_file))
     except FileNotFoundError:
         raise ConfigError(f"{ca_file}: CA file not found") from None
     except (OSError, ssl.SSLError) as exc:
@@ -151,10 +152,9 @@ class AiohttpTransport:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Self:
-        # ``True`` is aiohttp's own verifying context, ssl.create_default_context() as
-        # tls_context(None) would build, made when aiohttp was imported: a second one cost
-        # 37-56 ms before the run's first request. A private CA needs its own (off the event
-        # loop: it reads files).
+        # ``True`` is aiohttp's own verifying context, ssl.create_default_context(), made when
+        # aiohttp was imported: building a second one cost 37-56 ms before the run's first
+        # request. A private CA needs its own (off the event loop: it reads files).
         context: ssl.SSLContext | bool = True
         if self._ca_file is not None:
             context = await anyio.to_thread.run_sync(tls_context, self._ca_file)
