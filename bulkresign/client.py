@@ -18,7 +18,7 @@ from bulkresign.config import DEFAULT_TIMEOUTS, Credentials, Timeouts
 from bulkresign.errors import InDoubt, NotApplied
 from bulkresign.models import MAX_BATCH, Endpoint, IdType, ResignResult, UserRecord
 from bulkresign.session import ApiSession, ClientStats
-from bulkresign.transport import Transport
+from bulkresign.transport import SentHook, Transport
 from bulkresign.users import match_users, parse_users
 
 __all__ = ["ClientStats", "GenAuthClient", "GenAuthReader", "match_users"]
@@ -135,13 +135,19 @@ class GenAuthClient(GenAuthReader):
     """A :class:`GenAuthReader` that can also resign users — the one irreversible call."""
 
     async def resign_batch(
-        self, endpoint: Endpoint, ids: Sequence[str], id_type: IdType
+        self,
+        endpoint: Endpoint,
+        ids: Sequence[str],
+        id_type: IdType,
+        *,
+        on_sent: SentHook | None = None,
     ) -> ResignResult:
         """Resign 1..50 users (``POST endpoint.resign_path``) in one call.
 
         Returns the server's answer when its statusCode is 200 (``success`` may still be false);
         raises the classified :class:`ApiError` otherwise. A 200 without ``data.success`` is
         :class:`InDoubt`: the server answered, but not in a form that says what it did.
+        ``on_sent`` is called as the request is written (:class:`bulkresign.transport.Transport`).
         """
         _check_ids(ids, csv=False)
         envelope = await self._session.call(
@@ -149,6 +155,7 @@ class GenAuthClient(GenAuthReader):
             endpoint.resign_path,
             payload={"userIds": list(ids), "userIdType": id_type.value},
             idempotent=False,
+            on_sent=on_sent,
         )
         data = envelope.data
         success = data.get("success") if isinstance(data, dict) else None

@@ -19,6 +19,7 @@ next depends only on the outcome's class (see :mod:`bulkresign.errors`):
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Sequence
@@ -195,7 +196,12 @@ class _Job:
         started = time.perf_counter()
         d.stats.requests += 1
         try:
-            result = await d.client.resign_batch(d.settings.endpoint, ids, d.settings.id_type)
+            result = await d.client.resign_batch(
+                d.settings.endpoint,
+                ids,
+                d.settings.id_type,
+                on_sent=functools.partial(d.limiter.sent, sent_at),
+            )
         except ApiError as exc:
             error: ApiError | None = exc
             request_id = exc.request_id

@@ -24,7 +24,7 @@ from bulkresign.classify import CallOutcome, classify_exception, classify_respon
 from bulkresign.config import DEFAULT_TIMEOUTS, Credentials, Timeouts
 from bulkresign.envelope import Envelope
 from bulkresign.errors import ApiError, AuthFailed, PermissionDenied, Rejected
-from bulkresign.transport import AiohttpTransport, RawResponse, Transport
+from bulkresign.transport import AiohttpTransport, RawResponse, SentHook, Transport
 
 __all__ = ["TOKEN_PATH", "ApiSession", "ClientStats"]
 
@@ -165,6 +165,7 @@ class ApiSession:
         params: Mapping[str, str] | None,
         body: bytes | None,
         idempotent: bool,
+        on_sent: SentHook | None = None,
     ) -> Envelope | ApiError:
         """One HTTP request, classified; raises only what is not a network failure."""
         what = f"{method} {path}"
@@ -176,6 +177,7 @@ class ApiSession:
                 params=params,
                 body=body,
                 timeout=self._timeouts,
+                on_sent=on_sent,
             )
         except Exception as exc:
             error = classify_exception(exc, what=what, idempotent=idempotent)
@@ -225,13 +227,15 @@ class ApiSession:
         params: Mapping[str, str] | None = None,
         payload: object = None,
         idempotent: bool,
+        on_sent: SentHook | None = None,
     ) -> Envelope:
         """One API operation: authenticate, send, and re-authenticate once on a 401.
 
         Failures are counted here; the caller counts the success (:meth:`count`) once it has
         read the answer.
         A 401 means the server rejected the token before doing anything, so sending the same
-        call again with a fresh token cannot apply it twice.
+        call again with a fresh token cannot apply it twice. ``on_sent`` is called as the call's
+        request is written (not the token's).
         """
         self._require_entered()
         body = orjson.dumps(payload) if payload is not None else None
@@ -249,6 +253,7 @@ class ApiSession:
                 params=params,
                 body=body,
                 idempotent=idempotent,
+                on_sent=on_sent,
             )
             unauthorized = isinstance(result, AuthFailed) and 401 in (
                 result.status_code,

@@ -80,6 +80,21 @@ class TestWireFormat:
         assert request.headers["content-type"] == "application/json"
         assert "authorization" not in request.headers
 
+    async def test_on_sent_fires_for_the_resign_request_only(
+        self, make_client: MakeClient, api: Any
+    ) -> None:
+        """The sent hook fires once, as the resign request leaves, not for the token request."""
+        seen: list[int] = []
+        async with make_client() as client:
+            await client.resign_batch(
+                Endpoint.PUBLIC_ACCOUNT,
+                IDS,
+                IdType.EMAIL,
+                on_sent=lambda: seen.append(len(api.requests)),
+            )
+        assert seen == [1]
+        assert len(api.token_requests) == 1
+
     async def test_resign_request(self, make_client: MakeClient, api: Any) -> None:
         """Resign posts {userIds, userIdType} with every header the API expects."""
         async with make_client() as client:

@@ -64,6 +64,26 @@ class TestMockTransport:
             RawRequest("POST", "https://h/p", {"x-y": "z"}, {"a": "b"}, b"{}", TIMEOUTS)
         ]
 
+    async def test_on_sent_fires_before_the_handler(self) -> None:
+        """The sent hook is called once, before the handler sees the request."""
+        order: list[str] = []
+
+        def handler(request: RawRequest) -> RawResponse:
+            order.append("handler")
+            return RawResponse(200)
+
+        async with MockTransport(handler) as transport:
+            await transport.request(
+                "POST",
+                "https://h/p",
+                headers={},
+                params=None,
+                body=b"{}",
+                timeout=TIMEOUTS,
+                on_sent=lambda: order.append("sent"),
+            )
+        assert order == ["sent", "handler"]
+
     async def test_total_timeout_is_enforced(self) -> None:
         """A handler slower than the total timeout raises TimeoutError."""
 
@@ -154,3 +174,67 @@ class TestAiohttpTransport:
         error = classify_exception(info.value, what="POST /x", idempotent=False)
         assert isinstance(error, InDoubt)
         assert "ClientPayloadError" in str(error)
+
+
+class TestSentHook:
+    @pytest.mark.parametrize(("method", "body"), [("POST", b'{"userIds": []}'), ("GET", None)])
+    async def test_it_fires_once_before_the_server_reads_the_request(
+        self, method: str, body: bytes | None
+    ) -> None:
+        """Over loopback the hook fires once per request, before the server has it."""
+        calls: list[str] = []
+
+        async def answer(request: web.Request) -> web.Response:
+            assert await request.read() == (body or b"")
+            calls.append("server")
+            return web.Response(body=b"{}")
+
+        app = web.Application()
+        app.router.add_route(method, "/api/v3/x", answer)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            host = str(server.make_url("")).rstrip("/")
+            async with AiohttpTransport() as transport:
+                response = await transport.request(
+                    method,
+                    f"{host}/api/v3/x",
+                    headers={"Content-Type": "application/json"},
+                    params=None,
+                    body=body,
+                    timeout=TIMEOUTS,
+                    on_sent=lambda: calls.append("sent"),
+                )
+        finally:
+            await server.close()
+        assert response.status == 200
+        assert calls == ["sent", "server"]
+
+    async def test_the_body_goes_out_as_given(self) -> None:
+        """A hooked body reaches the server byte for byte, with its length and content type."""
+        seen: list[tuple[bytes, str | None, int | None]] = []
+
+        async def answer(request: web.Request) -> web.Response:
+            seen.append((await request.read(), request.content_type, request.content_length))
+            return web.Response(body=b"{}")
+
+        app = web.Application()
+        app.router.add_post("/api/v3/x", answer)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        body = b'{"userIds": ["a", "b"], "userIdType": "email"}'
+        try:
+            host = str(server.make_url("")).rstrip("/")
+            async with AiohttpTransport() as transport:
+                await transport.request(
+                    "POST",
+                    f"{host}/api/v3/x",
+                    headers={"Content-Type": "application/json"},
+                    params=None,
+                    body=body,
+                    timeout=TIMEOUTS,
+                    on_sent=lambda: None,
+                )
+        finally:
+            await server.close()
+        assert seen == [(body, "application/json", len(body))]

@@ -11,6 +11,7 @@ import anyio
 
 from bulkresign.errors import ConnectFailed, InDoubt, PermissionDenied, Rejected, Throttled
 from bulkresign.models import Endpoint, IdType, ResignResult, UserRecord, UserStatus
+from bulkresign.transport import SentHook
 
 
 class Crash(BaseException):
@@ -45,7 +46,12 @@ class FakeServer:
     """IDs whose batch is rejected with statusCode 422 (a business rule the server enforces)."""
 
     async def resign_batch(
-        self, endpoint: Endpoint, ids: Sequence[str], id_type: IdType
+        self,
+        endpoint: Endpoint,
+        ids: Sequence[str],
+        id_type: IdType,
+        *,
+        on_sent: SentHook | None = None,
     ) -> ResignResult:
         await anyio.sleep(0)
         self.resign_calls += 1
@@ -53,10 +59,12 @@ class FakeServer:
         fault = next(self.faults, "ok")
         if fault == "crash_before":
             raise Crash
-        if fault == "throttle":
-            raise Throttled("throttled")
         if fault == "connect":
             raise ConnectFailed("refused")
+        if on_sent is not None:
+            on_sent()
+        if fault == "throttle":
+            raise Throttled("throttled")
         if fault == "error_before":
             raise InDoubt("502 before", status_code=502)
         if unknown := [i for i in ids if i not in self.known]:
@@ -90,7 +98,12 @@ class ForbiddenServer(FakeServer):
     """A server whose key lacks permission: every resign is refused with 403."""
 
     async def resign_batch(
-        self, endpoint: Endpoint, ids: Sequence[str], id_type: IdType
+        self,
+        endpoint: Endpoint,
+        ids: Sequence[str],
+        id_type: IdType,
+        *,
+        on_sent: SentHook | None = None,
     ) -> ResignResult:
         self.resign_calls += 1
         raise PermissionDenied("forbidden", status_code=403)

@@ -8,8 +8,10 @@ from collections.abc import Iterable, Iterator, Sequence
 import pytest
 
 from bulkresign.errors import LedgerMismatch
+from bulkresign.limiter import RateLimiter
 from bulkresign.models import Batch, BatchState, Endpoint, IdType, LineOutcome, ResignResult
 from bulkresign.pipeline import CHUNK
+from bulkresign.transport import SentHook
 from tests.dispatch.fake import Crash, FakeServer, ForbiddenServer
 from tests.dispatch.harness import Harness, make_batches, make_ids
 
@@ -36,6 +38,19 @@ class TestHappyPath:
         assert server.resign_calls == 3
         assert harness.ledger().state_counts() == {BatchState.DONE: 3}
 
+    async def test_the_limiter_hears_when_each_request_leaves(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Every resign call reports its send to the limiter, with the slot it was granted."""
+        reported: list[float] = []
+        monkeypatch.setattr(
+            RateLimiter, "sent", lambda self, granted_at: reported.append(granted_at)
+        )
+        ids = make_ids(120)
+        server = FakeServer(set(ids))
+        assert (await harness.run(server, make_batches(ids))).finished
+        assert len(reported) == server.resign_calls == 3
+
 
 class _CountedBatches(list[Batch]):
     """Batches that count how many the pipeline has taken."""
@@ -57,11 +72,16 @@ class TestFirstRequest:
 
         class Watching(FakeServer):
             async def resign_batch(
-                self, endpoint: Endpoint, ids: Sequence[str], id_type: IdType
+                self,
+                endpoint: Endpoint,
+                ids: Sequence[str],
+                id_type: IdType,
+                *,
+                on_sent: SentHook | None = None,
             ) -> ResignResult:
                 if not taken_then:
                     taken_then.append(batches.taken)
-                return await super().resign_batch(endpoint, ids, id_type)
+                return await super().resign_batch(endpoint, ids, id_type, on_sent=on_sent)
 
         server = Watching(set(ids))
         assert (await harness.run(server, batches)).finished

@@ -344,6 +344,51 @@ class TestJitterAllowances:
         assert granted[9] == pytest.approx(0.9)
         assert granted[10] == pytest.approx(1.05)
 
+    async def test_a_request_sent_late_holds_the_window_open_from_when_it_left(
+        self, clock: FakeClock
+    ) -> None:
+        """A slot whose request left 30 ms after its grant counts in the window from then."""
+        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
+        first = await limiter.acquire()
+        await clock.advance(0.03)
+        limiter.sent(first)
+        async with clock.autojump():
+            granted = [await limiter.acquire() for _ in range(10)]
+        assert granted[8] == pytest.approx(0.9)
+        assert granted[9] == pytest.approx(1.03)
+
+    async def test_sent_on_time_changes_nothing(self, clock: FakeClock) -> None:
+        """A request written at its grant's instant leaves the schedule exactly as it was."""
+        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
+        async with clock.autojump():
+            granted = []
+            for _ in range(11):
+                granted.append(await limiter.acquire())
+                limiter.sent(granted[-1])
+        assert granted[10] == pytest.approx(1.0)
+
+    async def test_sent_counts_a_slot_once(self, clock: FakeClock) -> None:
+        """Reporting the same request twice moves its slot once; the window holds one entry."""
+        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
+        first = await limiter.acquire()
+        await clock.advance(0.02)
+        limiter.sent(first)
+        await clock.advance(0.02)
+        limiter.sent(first)
+        async with clock.autojump():
+            granted = [await limiter.acquire() for _ in range(10)]
+        assert granted[9] == pytest.approx(1.02)
+
+    async def test_a_slot_already_out_of_the_window_is_ignored(self, clock: FakeClock) -> None:
+        """A report that comes after its slot left the window neither fails nor counts."""
+        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
+        first = await limiter.acquire()
+        await clock.advance(2.0)
+        limiter.sent(first)
+        async with clock.autojump():
+            granted = [await limiter.acquire() for _ in range(10)]
+        assert granted[9] == pytest.approx(2.9)
+
     async def test_congestion_events_widen_the_margin_up_to_its_cap(self, clock: FakeClock) -> None:
         """Three congestion events widen a 5 ms margin by 5 ms each, but no further than 10 ms."""
         limiter = RateLimiter(

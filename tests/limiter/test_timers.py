@@ -87,6 +87,18 @@ class TestLateTimers:
         # 2 ms of slack at 1 ms spacing: the slot that was due, and the two after it.
         assert [t for _, t in grants].count(grants[1][1]) == 3
 
+    async def test_sending_ahead_widens_the_slack_as_much(
+        self, clock: FakeClock, queue_up: QueueUp
+    ) -> None:
+        """With 5 ms sent ahead, a stalled queue keeps 5 ms of slots behind and takes 5 ahead."""
+        limiter = RateLimiter(1000, clock=LateClock(clock, 0.5), send_ahead=0.005)
+        async with anyio.create_task_group() as tg:
+            grants = await queue_up(tg, limiter, 20)
+            await clock.advance(5.0)
+        # The first wake-up hands out 0-5 ms. The next, 500 ms late, keeps the slots of the
+        # last 5 ms (six, up to now) and sends five ahead: 11 at 1 ms spacing.
+        assert [t for _, t in grants].count(grants[6][1]) == 11
+
 
 class TestRealClock:
     async def test_monotonic_clock_paces_roughly_right(self) -> None:
