@@ -41,6 +41,17 @@ async def crowd(clock: FakeClock, limiter: RateLimiter, seconds: float) -> list[
     return grants
 
 
+async def grants_after_reports(clock: FakeClock, *report_after: float) -> list[float]:
+    """At 10/s: take a slot, report it sent after each delay in turn, then take ten more slots."""
+    limiter = RateLimiter(10, clock=clock, window_margin=0.0)
+    first = await limiter.acquire()
+    for delay in report_after:
+        await clock.advance(delay)
+        limiter.sent(first)
+    async with clock.autojump():
+        return [await limiter.acquire() for _ in range(10)]
+
+
 class TestSpacing:
     async def test_first_slot_is_immediate(self, clock: FakeClock) -> None:
         """A limiter that has handed out nothing grants the first slot at once."""
@@ -348,12 +359,7 @@ class TestJitterAllowances:
         self, clock: FakeClock
     ) -> None:
         """A slot whose request left 30 ms after its grant counts in the window from then."""
-        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
-        first = await limiter.acquire()
-        await clock.advance(0.03)
-        limiter.sent(first)
-        async with clock.autojump():
-            granted = [await limiter.acquire() for _ in range(10)]
+        granted = await grants_after_reports(clock, 0.03)
         assert granted[8] == pytest.approx(0.9)
         assert granted[9] == pytest.approx(1.03)
 
@@ -369,24 +375,12 @@ class TestJitterAllowances:
 
     async def test_sent_counts_a_slot_once(self, clock: FakeClock) -> None:
         """Reporting the same request twice moves its slot once; the window holds one entry."""
-        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
-        first = await limiter.acquire()
-        await clock.advance(0.02)
-        limiter.sent(first)
-        await clock.advance(0.02)
-        limiter.sent(first)
-        async with clock.autojump():
-            granted = [await limiter.acquire() for _ in range(10)]
+        granted = await grants_after_reports(clock, 0.02, 0.02)
         assert granted[9] == pytest.approx(1.02)
 
     async def test_a_slot_already_out_of_the_window_is_ignored(self, clock: FakeClock) -> None:
         """A report that comes after its slot left the window neither fails nor counts."""
-        limiter = RateLimiter(10, clock=clock, window_margin=0.0)
-        first = await limiter.acquire()
-        await clock.advance(2.0)
-        limiter.sent(first)
-        async with clock.autojump():
-            granted = [await limiter.acquire() for _ in range(10)]
+        granted = await grants_after_reports(clock, 2.0)
         assert granted[9] == pytest.approx(2.9)
 
     async def test_congestion_events_widen_the_margin_up_to_its_cap(self, clock: FakeClock) -> None:
