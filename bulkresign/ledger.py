@@ -278,11 +278,6 @@ class Ledger:
         for row in cur:
             yield self._record(row)
 
-    def batch_ids(self, seq: int) -> tuple[str, ...] | None:
-        """Only the composition of batch ``seq`` (cheap: no per-ID rows)."""
-        row = self._conn.execute("SELECT ids FROM batches WHERE seq = ?", (seq,)).fetchone()
-        return None if row is None else split_ids(row[0])
-
     def batch_texts(self, first: int, last: int) -> dict[int, str]:
         """The stored ID text (:func:`join_ids`) of each batch numbered ``first`` to ``last``."""
         rows = self._conn.execute(

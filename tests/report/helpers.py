@@ -77,8 +77,9 @@ def resign_ok(
     ledger: Ledger, seq: int, request_id: str, ids: tuple[str, ...] | None = None
 ) -> None:
     """Record one successful resign call of ``ids`` (default: the whole batch)."""
-    sent = ids if ids is not None else ledger.batch_ids(seq)
-    assert sent is not None
+    record = ledger.batch(seq)
+    assert record is not None
+    sent = ids if ids is not None else record.batch.ids
     with ledger.transaction():
         attempt = ledger.begin_attempt(seq, sent)
         ledger.finish_attempt(seq, attempt, "ok", status_code=200, request_id=request_id)
