@@ -26,6 +26,7 @@ from bulkresign.errors import LedgerError
 from bulkresign.files import check_private, ensure_private
 from bulkresign.models import Batch, BatchState, LineOutcome
 from bulkresign.records import (
+    OPEN,
     SCHEMA,
     SCHEMA_VERSION,
     TERMINAL,
@@ -263,11 +264,18 @@ class Ledger:
 
     def open_batches(self) -> list[BatchRecord]:
         """Every batch not in a terminal state, in sequence order (what a resume must finish)."""
-        rows = self._conn.execute(
-            "SELECT seq, ids, lines, state, attempts FROM batches "
-            "WHERE state NOT IN ('done', 'rejected', 'reconciled') ORDER BY seq"
-        ).fetchall()
+        query = (
+            "SELECT seq, ids, lines, state, attempts FROM batches "  # noqa: S608 - OPEN is a constant
+            f"WHERE {OPEN} ORDER BY seq"
+        )
+        rows = self._conn.execute(query).fetchall()
         return [self._record(r) for r in rows]
+
+    def open_count(self) -> int:
+        """How many batches are not in a terminal state (read from the partial index alone)."""
+        query = f"SELECT count(*) FROM batches WHERE {OPEN}"  # noqa: S608 - OPEN is a constant
+        (n,) = self._conn.execute(query).fetchone()
+        return int(n)
 
     def iter_batches(self, start: int = 0) -> Iterator[BatchRecord]:
         """Every batch from ``start`` on, in sequence order."""

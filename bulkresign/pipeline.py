@@ -157,13 +157,9 @@ async def run_pipeline(
             await _settle(dispatcher)
     if mismatch:
         raise mismatch[0]
-    counts = await ckpt.read(lambda led: led.state_counts())
-    open_left = sum(n for s, n in counts.items() if s not in _TERMINAL_STATES)
+    open_left = await ckpt.read(lambda led: led.open_count())
     finished = stats.ingest_done and open_left == 0 and not dispatcher.stopping.is_set()
     return RunResult(finished, dispatcher.stop_reason)
-
-
-_TERMINAL_STATES = (BatchState.DONE, BatchState.REJECTED, BatchState.RECONCILED)
 
 
 # The streams' send() and receive() each yield to the event loop first, even when they need not

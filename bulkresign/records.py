@@ -11,6 +11,7 @@ from bulkresign.models import Batch, BatchState, LineOutcome
 
 __all__ = [
     "BINDING",
+    "OPEN",
     "SCHEMA",
     "SCHEMA_VERSION",
     "TERMINAL",
@@ -28,7 +29,11 @@ SCHEMA_VERSION = 1
 #: States a batch does not leave.
 TERMINAL = frozenset({BatchState.DONE, BatchState.REJECTED, BatchState.RECONCILED})
 
-SCHEMA = """
+#: The SQL test for a batch still open. The partial index ``batches_open`` is built on this very
+#: clause, so a query that filters on it reads only the open batches, never the whole table.
+OPEN = "state NOT IN ('done', 'rejected', 'reconciled')"
+
+SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE batches (
     seq INTEGER PRIMARY KEY,
@@ -38,7 +43,7 @@ CREATE TABLE batches (
     attempts INTEGER NOT NULL DEFAULT 0,
     updated REAL NOT NULL
 );
-CREATE INDEX batches_open ON batches(state) WHERE state NOT IN ('done', 'rejected', 'reconciled');
+CREATE INDEX batches_open ON batches(state) WHERE {OPEN};
 CREATE TABLE attempts (
     seq INTEGER NOT NULL,
     attempt INTEGER NOT NULL,

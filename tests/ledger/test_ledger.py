@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from bulkresign.checkpoint import Checkpointer
 from bulkresign.errors import ConfigError, LedgerError, LedgerMismatch
 from bulkresign.ledger import IdOutcome, Ledger, Manifest
 from bulkresign.models import Batch, BatchState, LineOutcome
+from bulkresign.records import OPEN, TERMINAL
 
 
 def manifest(**changes: object) -> Manifest:
@@ -136,6 +138,26 @@ class TestBatches:
                 ledger.set_state(seq, state)
             ledger.add_batch(batch(4))
         assert [r.batch.seq for r in ledger.open_batches()] == [1, 3, 4]
+
+    def test_open_count_counts_the_batches_not_terminal(self, ledger: Ledger) -> None:
+        """open_count counts PENDING, SENDING and IN_DOUBT batches."""
+        with ledger.transaction():
+            for seq, state in enumerate(list(BatchState)):
+                ledger.add_batch(batch(seq))
+                ledger.set_state(seq, state)
+        assert ledger.open_count() == len([s for s in BatchState if s not in TERMINAL])
+
+    def test_the_open_batches_are_read_from_the_partial_index(self, tmp_path: Path) -> None:
+        """A query on the open clause reads the index of open batches, not the whole table."""
+        Ledger.open(tmp_path / "state", manifest()).close()
+        conn = sqlite3.connect(tmp_path / "state")
+        try:
+            plan = conn.execute(
+                f"EXPLAIN QUERY PLAN SELECT count(*) FROM batches WHERE {OPEN}"
+            ).fetchall()
+        finally:
+            conn.close()
+        assert [row[3] for row in plan] == ["SCAN batches USING COVERING INDEX batches_open"]
 
     def test_per_id_outcomes_shrink_what_remains(self, ledger: Ledger) -> None:
         """IDs with a recorded outcome are not in remaining()."""
