@@ -157,7 +157,8 @@ class TestBatches:
             ).fetchall()
         finally:
             conn.close()
-        assert [row[3] for row in plan] == ["SCAN batches USING COVERING INDEX batches_open"]
+        # SQLite before 3.36 words it "SCAN TABLE batches USING COVERING INDEX batches_open".
+        assert len(plan) == 1 and plan[0][3].endswith("USING COVERING INDEX batches_open")
 
     def test_per_id_outcomes_shrink_what_remains(self, ledger: Ledger) -> None:
         """IDs with a recorded outcome are not in remaining()."""
