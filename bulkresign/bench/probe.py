@@ -138,6 +138,8 @@ class RunReport:
     """Seconds from the start of the run to the first call reaching the emulator."""
     wall: float
     """Seconds from the start of the run to its end."""
+    last_call: float
+    """Seconds from the last call reaching the emulator to the end of the run: closing it."""
     finished: bool
     timeline: tuple[Second, ...]
 
@@ -178,6 +180,7 @@ def summarize(
     refused = refused[(refused >= lo) & (refused < hi)]
     both = np.sort(np.concatenate([admitted, refused]))
     origin = float(both[0]) if len(both) else started
+    last = float(both[-1]) if len(both) else ended
     span = float(admitted[-1] - admitted[0]) if len(admitted) > 1 else 0.0
     return RunReport(
         ids=ids,
@@ -191,6 +194,7 @@ def summarize(
         busiest_admitted=busiest_window(admitted),
         first_request=origin - started,
         wall=ended - started,
+        last_call=ended - last,
         finished=finished,
         timeline=_timeline(admitted, refused, origin, paced or []),
     )

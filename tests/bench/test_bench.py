@@ -36,6 +36,7 @@ def report(**changes: object) -> RunReport:
         "busiest_admitted": 300,
         "first_request": 0.2,
         "wall": 7.0,
+        "last_call": 0.1,
         "finished": True,
         "timeline": (Second(0, 300, 0, 300.0),),
     }
@@ -92,11 +93,19 @@ class TestProbe:
         for t in (1.0, 1.5, 2.0, 5.0, 5.25, 5.5):
             probe.emulator.window.admit(t)
         r = summarize(probe, ids=100, rate=10.0, started=4.5, ended=6.0, finished=True, since=4.5)
-        assert (r.admitted, r.first_request, r.goodput) == (3, 0.5, 4.0)
+        assert (r.admitted, r.first_request, r.goodput, r.last_call) == (3, 0.5, 4.0, 0.5)
         early = summarize(
             probe, ids=100, rate=10.0, started=0.0, ended=4.0, finished=False, until=4.0
         )
         assert early.admitted == 3
+
+    def test_last_call_is_timed_from_the_last_arrival_refused_or_not(self) -> None:
+        """A 429 at the very end still counts as the run's last call."""
+        probe = Probe(limit=1)
+        for t in (10.0, 10.5):
+            probe.emulator.window.admit(t)
+        r = summarize(probe, ids=50, rate=1.0, started=9.0, ended=10.75, finished=True)
+        assert (r.throttled, r.last_call) == (1, 0.25)
 
     def test_timeline_counts_whole_seconds_from_the_first_call(self) -> None:
         """Second 0 starts at the first call; the client's pace is the last sample in a second."""
