@@ -39,8 +39,6 @@ class Ingest:
         fast: allow the vectorized ``user_id`` path (tests compare it with the per-line path).
         threaded: parse the next blocks in a helper thread while the dedup table works.
         stdin: read this instead of ``sys.stdin.buffer`` when the path is ``-``.
-        on_block: called after each block has gone through the dedup table (a run trims the
-            heap there: :class:`~bulkresign.heap.HeapKeeper`).
 
     Raises:
         InputError: the path is missing, a directory or unreadable (checked here), or the input
@@ -58,7 +56,6 @@ class Ingest:
         fast: bool = True,
         threaded: bool = True,
         stdin: BinaryIO | None = None,
-        on_block: Callable[[], object] | None = None,
     ) -> None:
         check_readable(spec.path)
         self.spec = spec
@@ -69,7 +66,6 @@ class Ingest:
         self._fast = fast
         self._threaded = threaded
         self._stdin = stdin
-        self._on_block = on_block
         self._tally = Tally("<stdin>" if spec.path == "-" else spec.path, spec.id_type)
         self._reader: InputReader | None = None
         self._started = False
@@ -174,8 +170,6 @@ class Ingest:
             )
             for chunk in scanner.chunks(reader):
                 self._apply(chunk, reader, scanner.note or None, derive_batches)
-                if self._on_block is not None:
-                    self._on_block()
                 if size and chunk.consumed:  # lets the table grow once to about the final size
                     seen.expect(tally.accepted * size // chunk.consumed)
                 if self._on_reject is not None:

@@ -6,6 +6,7 @@ algorithm: see that module's docstring for the layout they serve.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ __all__ = [
     "KeyBatch",
     "Scrambler",
     "bulk_build",
+    "empty_buckets",
     "first_occurrences",
     "home_bucket",
     "prepare_keys",
@@ -101,6 +103,17 @@ def probe_one(t0: U64, t1: U64, w0: int, w1: int, bucket: int, *, insert: bool) 
                     t0[b, j], t1[b, j] = w0, w1
                 return insert
     raise AssertionError("key table overfull")  # unreachable below MAX_LOAD
+
+
+def empty_buckets(buckets: int) -> U64:
+    """A zeroed ``(buckets, BUCKET)`` array in an anonymous mapping of its own, not in the C heap.
+
+    glibc raises its mmap threshold each time a mapped block is freed, so once the partitions
+    have grown a few times, arrays from ``np.zeros`` come from its heap and the outgrown ones
+    stay behind as holes the process cannot return. A mapping of our own goes back to the
+    system the moment its array is freed, and the kernel zero-fills its pages on first touch.
+    """
+    return np.frombuffer(mmap.mmap(-1, buckets * BUCKET * 8), np.uint64).reshape(buckets, BUCKET)
 
 
 def bulk_build(t0: U64, t1: U64, w0: U64, w1: U64, home: I64) -> None:

@@ -47,6 +47,7 @@ from bulkresign.buckets import (
     KeyBatch,
     Scrambler,
     bulk_build,
+    empty_buckets,
     home_bucket,
     prepare_keys,
     probe_one,
@@ -94,8 +95,8 @@ class KeyTable:
         # Sizes spread over one growth factor, so partitions grow in different blocks (above).
         self._stagger = [GROWTH ** (p / PARTS) for p in range(PARTS)]
         sizes = [math.ceil(MIN_BUCKETS * f) for f in self._stagger]
-        self._w0 = [np.zeros((n, BUCKET), np.uint64) for n in sizes]
-        self._w1 = [np.zeros((n, BUCKET), np.uint64) for n in sizes]
+        self._w0 = [empty_buckets(n) for n in sizes]
+        self._w1 = [empty_buckets(n) for n in sizes]
         self._counts = [0] * PARTS
         self._expected = 0
         self._odd: set[tuple[int, int]] = set()  # keys whose w0 is 0, the empty-slot mark
@@ -300,8 +301,8 @@ class KeyTable:
         taken = np.flatnonzero(old0)
         w0, w1 = old0[taken], old1[taken]
         del old0, old1, taken
-        self._w0[p] = np.zeros((buckets, BUCKET), np.uint64)
-        self._w1[p] = np.zeros((buckets, BUCKET), np.uint64)
+        self._w0[p] = empty_buckets(buckets)
+        self._w1[p] = empty_buckets(buckets)
         home = home_bucket(w0, buckets)
         # In slot order the keys are sorted by home but for the few displaced from full
         # buckets; timsort (numpy's stable sort) takes such nearly sorted input in one pass.

@@ -31,7 +31,6 @@ from bulkresign.client import GenAuthClient
 from bulkresign.config import Credentials, Timeouts
 from bulkresign.dispatch import Dispatcher, DispatchSettings
 from bulkresign.events import Events, FanOut
-from bulkresign.heap import HeapKeeper
 from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger, Manifest
 from bulkresign.limiter import SEND_AHEAD, LimiterStats, RateLimiter
@@ -176,8 +175,7 @@ async def run_job(
                 stats=live,
                 rng=random.Random(),
             )
-            # Trimmed between blocks: the table's outgrown partitions leave holes (bulkresign.heap).
-            ingest = Ingest(cfg.spec, exclude=cfg.exclude, on_block=HeapKeeper())
+            ingest = Ingest(cfg.spec, exclude=cfg.exclude)
             # What exists now (modules, client, ledger) lives for the whole run: take it out of
             # the cyclic collector's full passes, each a pause of 15 ms or more that holds sends
             # back and lets them reach the server bunched (https://docs.python.org/3/library/gc.html#gc.freeze).

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import mmap
 import tracemalloc
+import weakref
 
 import numpy as np
 import numpy.typing as npt
@@ -10,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkresign.buckets import scramble
+from bulkresign.buckets import BUCKET, empty_buckets, scramble
 from bulkresign.dedup import PARTS, KeyTable
 from bulkresign.idkeys import id_keys
 from bulkresign.models import IdType
@@ -33,6 +36,14 @@ def insert_in_blocks(table: KeyTable, keys: U64, blocks: int) -> list[bool]:
         [table.insert(b) for b in np.array_split(keys, blocks)]
     ).tolist()
     return new
+
+
+def mapping_of(slots: U64) -> object:
+    """What holds an array's memory, under its views and buffers."""
+    owner: object = slots
+    while isinstance(owner, np.ndarray | memoryview):
+        owner = owner.base if isinstance(owner, np.ndarray) else owner.obj
+    return owner
 
 
 def swap(k0: U64, k1: U64) -> tuple[U64, U64]:
@@ -138,12 +149,29 @@ class TestMemory:
             base = tracemalloc.get_traced_memory()[0]
             for block in blocks:
                 table.insert(block)
-            peak = tracemalloc.get_traced_memory()[1] - base
+            temporaries = tracemalloc.get_traced_memory()[1] - base
         finally:
             tracemalloc.stop()
         assert table.nbytes / len(table) <= 40
-        # the peak includes one block's temporaries (10k keys), not a second table
+        # the slots are mapped apart, untraced; the rest is one block's temporaries (10k keys)
+        peak = temporaries + table.nbytes
         assert peak / len(table) <= 40 + 64 * len(blocks[0]) / len(table)
+
+    def test_slots_live_in_a_mapping_of_their_own(self) -> None:
+        """A partition's slots are a zeroed, writable anonymous mapping, not C heap."""
+        slots = empty_buckets(1000)
+        assert slots.shape == (1000, BUCKET) and slots.dtype == np.uint64
+        assert slots.flags.writeable and not slots.any()
+        assert isinstance(mapping_of(slots), mmap.mmap)
+
+    def test_an_outgrown_partition_is_unmapped_at_once(self) -> None:
+        """Once every partition has grown, no mapping of the first layout is left."""
+        table = KeyTable()
+        maps = [weakref.ref(mapping_of(table._w0[p])) for p in range(PARTS)]
+        rng = np.random.default_rng(6)
+        table.insert(rng.integers(1, 2**63, size=(100_000, 2), dtype=np.uint64))
+        gc.collect()
+        assert [m() for m in maps] == [None] * PARTS
 
     def test_bytes_per_id_do_not_depend_on_id_length(self) -> None:
         """Long emails cost the table what short ones do: 16 bytes a key."""
