@@ -113,7 +113,8 @@ def empty_buckets(buckets: int) -> U64:
     stay behind as holes the process cannot return. A mapping of our own goes back to the
     system the moment its array is freed, and the kernel zero-fills its pages on first touch.
     """
-    return np.frombuffer(mmap.mmap(-1, buckets * BUCKET * 8), np.uint64).reshape(buckets, BUCKET)
+    slots = mmap.mmap(-1, buckets * BUCKET * 8, flags=mmap.MAP_PRIVATE)
+    return np.frombuffer(slots, np.uint64).reshape(buckets, BUCKET)
 
 
 def bulk_build(t0: U64, t1: U64, w0: U64, w1: U64, home: I64) -> None:
@@ -125,7 +126,11 @@ def bulk_build(t0: U64, t1: U64, w0: U64, w1: U64, home: I64) -> None:
     free slots, one at a time (a handful at most).
     """
     idx = np.arange(len(w0), dtype=np.int64)
-    pos = np.maximum.accumulate(home * BUCKET - idx) + idx
+    pos = home * BUCKET  # in place: a whole partition at a time, the peak of a growing table
+    pos -= idx
+    np.maximum.accumulate(pos, out=pos)
+    pos += idx
+    del idx
     flat0, flat1 = t0.reshape(-1), t1.reshape(-1)
     fit = int(np.searchsorted(pos, len(flat0)))  # positions ascend: the overflow is a tail
     flat0[pos[:fit]] = w0[:fit]

@@ -23,14 +23,16 @@ so buckets follow the order of ``w0``. A block of keys is inserted in a few vect
    clusters are finished one by one.
 
 Slots fill from the left and are never freed, so a bucket with a free slot ends every probe
-sequence that reaches it. A partition grows when it would pass a load of 0.8: by 1.9×, or less
-when the reader's estimate of the final count (:meth:`KeyTable.expect`) says less will do. So the
-table holds 20–38 bytes per key (about 21 when the estimate is good), and growing one partition at
-a time keeps the transient to 1/64 of it. A grown partition is rebuilt without probing: its keys,
-sorted by ``w0``, are laid out in one pass. Partitions start at sizes spread over one growth factor
-(and keep that spread), so they fill up, and are rebuilt, in different blocks: with equal sizes
-and evenly spread keys, all 64 were rebuilt within one block (237 ms at 5.6M keys of a 10M-ID run,
-a stall that bunched the run's requests into 429s).
+sequence that reaches it. A partition grows when it would pass a load of 0.8: by 1.9×, or less when
+the reader's estimate of the final count (:meth:`KeyTable.expect`) says less will do. So the table
+holds 20–38 bytes per key (about 21 when the estimate is good), and growing one partition at a time
+keeps the transient to 1/64 of it. Each partition's slots are an anonymous mapping of their own
+(:func:`~bulkresign.buckets.empty_buckets`), so an outgrown one goes back to the system at once
+instead of staying behind as a hole in the C heap. A grown partition is rebuilt without probing:
+its keys, sorted by ``w0``, are laid out in one pass. Partitions start at sizes spread over one
+growth factor (and keep that spread), so they fill up, and are rebuilt, in different blocks: with
+equal sizes and evenly spread keys, all 64 were rebuilt within one block (237 ms at 5.6M keys of a
+10M-ID run, a stall that bunched the run's requests into 429s).
 """
 
 from __future__ import annotations
@@ -298,13 +300,17 @@ class KeyTable:
             # A block too large for the partition sizes it by its keys: staggered as at the start,
             # or every partition would be left the same size, to fill up in the same block again.
             buckets = math.ceil(floor * self._stagger[p])
-        taken = np.flatnonzero(old0)
-        w0, w1 = old0[taken], old1[taken]
-        del old0, old1, taken
+        live = old0 != 0
+        w0, w1 = old0[live], old1[live]
+        del old0, old1, live
         self._w0[p] = empty_buckets(buckets)
         self._w1[p] = empty_buckets(buckets)
-        home = home_bucket(w0, buckets)
-        # In slot order the keys are sorted by home but for the few displaced from full
-        # buckets; timsort (numpy's stable sort) takes such nearly sorted input in one pass.
-        order = np.argsort(home, kind="stable")
-        bulk_build(self._w0[p], self._w1[p], w0[order], w1[order], home[order])
+        # Within a partition home buckets follow the order of w0, and in slot order the keys are
+        # sorted but for the few displaced from full buckets: timsort (numpy's stable sort) takes
+        # such nearly sorted input in one pass. One array is reordered at a time, as this
+        # transient grows with the partition (40 rather than 80 bytes a key at its peak).
+        order = np.argsort(w0, kind="stable")
+        w0 = w0[order]
+        w1 = w1[order]
+        del order
+        bulk_build(self._w0[p], self._w1[p], w0, w1, home_bucket(w0, buckets))
