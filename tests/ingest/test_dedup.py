@@ -157,6 +157,21 @@ class TestMemory:
         peak = temporaries + table.nbytes
         assert peak / len(table) <= 40 + 64 * len(blocks[0]) / len(table)
 
+    def test_a_rebuild_holds_about_40_bytes_a_key(self) -> None:
+        """Growing a partition holds at most 48 bytes a key of it besides the slots."""
+        rng = np.random.default_rng(7)
+        table = KeyTable()
+        table.insert(rng.integers(1, 2**63, size=(400_000, 2), dtype=np.uint64))
+        keys = table._counts[0]
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            table._grow(0, keys + 1)
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+        assert peak / keys <= 48
+
     def test_slots_live_in_a_mapping_of_their_own(self) -> None:
         """A partition's slots are a zeroed, writable anonymous mapping, not C heap."""
         slots = empty_buckets(1000)
