@@ -1,8 +1,8 @@
 """The HTTP seam: one request in, raw status, headers and body out.
 
 The client never touches aiohttp directly; it calls a :class:`Transport`. Production uses
-:class:`AiohttpTransport`, unit tests use :class:`MockTransport` (a function from request to
-response, after httpx's ``MockTransport``, https://www.python-httpx.org/advanced/transports/).
+:class:`AiohttpTransport`, unit tests use :class:`~bulkresign.mock.MockTransport` (a function from
+request to response, after httpx's ``MockTransport``, https://www.python-httpx.org/advanced/transports/).
 A transport raises the HTTP library's own exceptions; :mod:`bulkresign.classify` turns them into
 the error tree, so the decision "could this have been applied?" lives in one pure module.
 """
@@ -10,9 +10,8 @@ the error tree, so the decision "could this have been applied?" lives in one pur
 from __future__ import annotations
 
 import functools
-import inspect
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -30,8 +29,6 @@ __all__ = [
     "KEEPALIVE_SECONDS",
     "MAX_RESPONSE_BYTES",
     "AiohttpTransport",
-    "Handler",
-    "MockTransport",
     "RawRequest",
     "RawResponse",
     "SentHook",
@@ -277,50 +274,3 @@ def _client_timeout(timeout: Timeouts) -> aiohttp.ClientTimeout:
         sock_connect=timeout.connect,
         sock_read=timeout.read,
     )
-
-
-#: A test handler: from a request to a response (or an awaitable of one), or it raises.
-Handler = Callable[[RawRequest], RawResponse | Awaitable[RawResponse]]
-
-
-class MockTransport:
-    """A transport that calls ``handler`` instead of the network: the unit-test seam.
-
-    The handler may be sync or async and may raise any exception (an aiohttp one, to test
-    classification). ``timeout.total`` is enforced around it, as the real transport does.
-    """
-
-    def __init__(self, handler: Handler) -> None:
-        self._handler = handler
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, str] | None,
-        body: bytes | None,
-        timeout: Timeouts,  # noqa: ASYNC109 - becomes aiohttp.ClientTimeout, not a cancel scope
-        on_sent: SentHook | None = None,
-    ) -> RawResponse:
-        """Hand the request to the handler and return its response."""
-        request = RawRequest(method, url, headers, params, body, timeout)
-        if on_sent is not None:
-            on_sent()
-        with anyio.fail_after(timeout.total):
-            result = self._handler(request)
-            if inspect.isawaitable(result):
-                result = await result
-        return result

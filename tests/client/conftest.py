@@ -12,7 +12,8 @@ import pytest
 
 from bulkresign.client import GenAuthClient
 from bulkresign.config import Credentials, Secret, Timeouts
-from bulkresign.transport import MockTransport, RawRequest, RawResponse
+from bulkresign.mock import MockTransport
+from bulkresign.transport import RawRequest, RawResponse
 
 #: A secret that must never show up in any output; tests search for it.
 CANARY_SECRET = "canary-secret-9f2e61"

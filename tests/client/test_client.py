@@ -23,8 +23,9 @@ from bulkresign.errors import (
     Rejected,
     Throttled,
 )
+from bulkresign.mock import MockTransport
 from bulkresign.models import Endpoint, IdType, ResignResult, UserStatus
-from bulkresign.transport import MockTransport, RawRequest, RawResponse
+from bulkresign.transport import RawRequest, RawResponse
 
 MakeClient = Callable[..., GenAuthClient]
 Reply = Callable[..., RawResponse]

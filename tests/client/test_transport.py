@@ -15,7 +15,8 @@ import bulkresign
 from bulkresign.classify import classify_exception
 from bulkresign.config import Timeouts
 from bulkresign.errors import ConfigError, InDoubt
-from bulkresign.transport import AiohttpTransport, MockTransport, RawRequest, RawResponse
+from bulkresign.mock import MockTransport
+from bulkresign.transport import AiohttpTransport, RawRequest, RawResponse
 
 TIMEOUTS = Timeouts(connect=1.0, read=1.0, total=2.0)
 
