@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Generator, Iterator
 from typing import BinaryIO
 
 from bulkresign.dedup import KeyTable
+from bulkresign.digest import FileStamp
 from bulkresign.errors import ConfigError
 from bulkresign.formats import pick_format
 from bulkresign.idkeys import id_keys
@@ -39,6 +40,7 @@ class Ingest:
         fast: allow the vectorized ``user_id`` path (tests compare it with the per-line path).
         threaded: parse the next blocks in a helper thread while the dedup table works.
         stdin: read this instead of ``sys.stdin.buffer`` when the path is ``-``.
+        stamp: what the input file must bear throughout the read (:mod:`bulkresign.digest`).
 
     Raises:
         InputError: the path is missing, a directory or unreadable (checked here), or the input
@@ -56,6 +58,7 @@ class Ingest:
         fast: bool = True,
         threaded: bool = True,
         stdin: BinaryIO | None = None,
+        stamp: FileStamp | None = None,
     ) -> None:
         check_readable(spec.path)
         self.spec = spec
@@ -66,6 +69,7 @@ class Ingest:
         self._fast = fast
         self._threaded = threaded
         self._stdin = stdin
+        self._stamp = stamp
         self._tally = Tally("<stdin>" if spec.path == "-" else spec.path, spec.id_type)
         self._reader: InputReader | None = None
         self._started = False
@@ -149,7 +153,9 @@ class Ingest:
             raise RuntimeError("an Ingest reads its input once; make a new one to read it again")
         self._started = True
         tally = self._tally
-        with InputReader(self.spec.path, block_size=self._block_size, stdin=self._stdin) as reader:
+        with InputReader(
+            self.spec.path, block_size=self._block_size, stdin=self._stdin, stamp=self._stamp
+        ) as reader:
             self._reader = reader
             fmt, note = pick_format(self.spec, reader.name, reader.sample)
             if reader.gzip:

@@ -29,13 +29,15 @@ from bulkresign.chain import JournalAnchor
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.client import GenAuthClient
 from bulkresign.config import Credentials, Timeouts
+from bulkresign.digest import FileStamp, file_stamp, hash_file
 from bulkresign.dispatch import Dispatcher, DispatchSettings
+from bulkresign.errors import InputError
 from bulkresign.events import Events, FanOut
 from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger, Manifest
 from bulkresign.limiter import SEND_AHEAD, LimiterStats, RateLimiter
 from bulkresign.models import Batch, BatchState, Endpoint
-from bulkresign.pipeline import RunResult, hash_file, run_pipeline
+from bulkresign.pipeline import RunResult, run_pipeline
 from bulkresign.retry import CircuitBreaker, ErrorBudget, RetryBudget, RetryPolicy
 from bulkresign.stats import RunStats
 
@@ -69,6 +71,9 @@ class JobConfig:
     canary: int = 0
     """On a fresh start, send the first ``canary`` batches one at a time and stop unless every
     one of them succeeds outright."""
+    input_stamp: FileStamp | None = None
+    """The input file's stamp from before anything read it (:mod:`bulkresign.digest`): every
+    read of the run must find the file unchanged. ``None``: taken when the job starts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +87,9 @@ class JobInfo:
     """The run's key for log pseudonyms, kept in the ledger so a resume logs the same ones."""
     journal_anchor: JournalAnchor | None = None
     """How far the audit journal had reached at the last run's last anchored commit."""
+    input_replaced: str | None = None
+    """The last run stopped on this input error, and the input has changed since: the batches
+    it recorded are checked against the new input as it is read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +126,12 @@ async def run_job(
     """
     resuming = cfg.state.exists()
     path = Path(cfg.spec.path)  # the CLI makes it absolute, so the manifest names one file
+    # A pipe (or stdin) can be read once only: its digest is taken as the ingest reads it.
+    input_stamp = cfg.input_stamp or file_stamp(cfg.spec.path)
     input_hash: str | None = None
-    if resuming and cfg.spec.path != "-":
+    if resuming and input_stamp is not None:
         # A resumed run must read the very input it began with (the hash is cheap next to a run).
-        input_hash = await anyio.to_thread.run_sync(hash_file, path)
+        input_hash = await anyio.to_thread.run_sync(hash_file, path, input_stamp)
     async with GenAuthClient(
         cfg.host,
         cfg.credentials,
@@ -154,7 +164,10 @@ async def run_job(
                 await anyio.to_thread.run_sync(_record_exclude, ledger, cfg.exclude)
             meta = await anyio.to_thread.run_sync(ledger.meta)
             key, anchor = bytes.fromhex(meta["pseudonym_key"]), JournalAnchor.from_meta(meta)
-            info = JobInfo(pool, resuming, cfg.state, key, anchor)
+            replaced = _replaced_input(meta, input_hash)
+            if replaced is not None and input_hash is not None:
+                await anyio.to_thread.run_sync(_rebind, ledger, input_hash)
+            info = JobInfo(pool, resuming, cfg.state, key, anchor, replaced)
             if not await confirm(info):
                 return None
             live = stats if stats is not None else RunStats()
@@ -175,14 +188,14 @@ async def run_job(
                 stats=live,
                 rng=random.Random(),
             )
-            ingest = Ingest(cfg.spec, exclude=cfg.exclude)
+            ingest = Ingest(cfg.spec, exclude=cfg.exclude, stamp=input_stamp)
             # What exists now (modules, client, ledger) lives for the whole run: take it out of
             # the cyclic collector's full passes, each a pause of 15 ms or more that holds sends
             # back and lets them reach the server bunched (https://docs.python.org/3/library/gc.html#gc.freeze).
             gc.freeze()
             async with anyio.create_task_group() as tg:
-                if input_hash is None and cfg.spec.path != "-":
-                    tg.start_soon(_record_hash, ckpt, path)
+                if input_hash is None and input_stamp is not None:
+                    tg.start_soon(_record_hash, ckpt, path, input_stamp)
                 if watch is not None:
                     tg.start_soon(watch, live, lambda: limiter.stats)
                 batches = ingest.batches()
@@ -224,10 +237,32 @@ def _record_exclude(ledger: Ledger, exclude: frozenset[str]) -> None:
         ledger.set_meta_json("exclude", sorted(exclude))
 
 
-async def _record_hash(ckpt: Checkpointer, path: Path) -> None:
-    """Hash the input beside the first requests and bind the ledger to it."""
-    digest = await anyio.to_thread.run_sync(hash_file, path)
+async def _record_hash(ckpt: Checkpointer, path: Path, stamp: FileStamp) -> None:
+    """Hash the input beside the first requests and bind the ledger to it.
+
+    A file that changes meanwhile fails the hash here, and the ingest at its next block.
+    """
+    try:
+        digest = await anyio.to_thread.run_sync(hash_file, path, stamp)
+    except InputError:
+        return  # the ingest stops the run on the same change, naming the line it reached
     await ckpt.write(lambda led: led.set_meta("input_sha256", digest))
+
+
+def _replaced_input(meta: Mapping[str, str], input_hash: str | None) -> str | None:
+    """The last run's input error, if the input has been changed (fixed) since."""
+    error = meta.get("input_error")
+    stored = meta.get("input_sha256")
+    if error and input_hash is not None and stored and stored != input_hash:
+        return error
+    return None
+
+
+def _rebind(ledger: Ledger, input_hash: str) -> None:
+    """Bind the ledger to the fixed input; the replay checks every batch already recorded."""
+    with ledger.transaction():
+        ledger.set_meta("input_sha256", input_hash)
+        ledger.set_meta("input_error", "")
 
 
 def _options(spec: InputSpec, exclude: frozenset[str] = frozenset()) -> str:

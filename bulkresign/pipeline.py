@@ -29,13 +29,11 @@ the next run reads it back.
 
 from __future__ import annotations
 
-import hashlib
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -44,12 +42,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.crashpoints import crash_point
 from bulkresign.dispatch import Dispatcher, WorkItem
-from bulkresign.errors import LedgerMismatch
+from bulkresign.errors import InputError, LedgerMismatch
 from bulkresign.ledger import BatchRecord, Ledger
 from bulkresign.models import Batch, BatchState
 from bulkresign.records import join_ids
 
-__all__ = ["CHUNK", "FIRST_CHUNK", "RunResult", "hash_file", "run_pipeline"]
+__all__ = ["CHUNK", "FIRST_CHUNK", "RunResult", "run_pipeline"]
 
 #: Batches pulled from the ingest thread per hop (one thread hop and one commit per chunk). Each
 #: commit costs an fsync, which on a slow virtual disk costs CPU as well as time: 16 a chunk lost
@@ -69,12 +67,9 @@ class RunResult:
     finished: bool
     """Every batch has a terminal state and the input was read to its end."""
     stop_reason: str | None
-
-
-def hash_file(path: Path) -> str:
-    """SHA-256 of a file's bytes (hashlib releases the GIL on large blocks)."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+    input_error: InputError | None = None
+    """The input became unusable part way (a bad record, truncated gzip, a change while read):
+    the run stopped there, and resumes once the input is fixed."""
 
 
 async def run_pipeline(
@@ -91,6 +86,7 @@ async def run_pipeline(
     last_seq = await ckpt.read(lambda led: led.last_seq())
     stats = dispatcher.stats
     mismatch: list[LedgerMismatch] = []
+    input_error: list[InputError] = []
 
     async def produce(send: MemoryObjectSendStream[WorkItem]) -> None:
         async with send:
@@ -128,6 +124,13 @@ async def run_pipeline(
             except LedgerMismatch as exc:
                 mismatch.append(exc)
                 dispatcher.stop(str(exc))
+            except InputError as exc:
+                # What was read before the bad spot is recorded and finishes; nothing after it
+                # is sent. The note lets the next run take the fixed input (bulkresign.job).
+                note = str(exc)
+                input_error.append(exc)
+                dispatcher.stop(f"input error: {note}")
+                ckpt.post(lambda led: led.set_meta("input_error", note))
 
     async def work(recv: MemoryObjectReceiveStream[WorkItem]) -> None:
         async with recv:
@@ -159,7 +162,7 @@ async def run_pipeline(
         raise mismatch[0]
     open_left = await ckpt.read(lambda led: led.open_count())
     finished = stats.ingest_done and open_left == 0 and not dispatcher.stopping.is_set()
-    return RunResult(finished, dispatcher.stop_reason)
+    return RunResult(finished, dispatcher.stop_reason, input_error[0] if input_error else None)
 
 
 # The streams' send() and receive() each yield to the event loop first, even when they need not

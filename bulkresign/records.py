@@ -175,7 +175,9 @@ def check_manifest(path: Path, meta: Mapping[str, str], manifest: Manifest | Non
                 "use another --state file for a different run"
             )
     stored, given = meta.get("input_sha256"), manifest.input_sha256
-    if stored and given and stored != given:
+    # After a run stopped on an input error, the fixed input may differ: the run's batches are
+    # then checked one by one as the new input replays them (bulkresign.pipeline).
+    if stored and given and stored != given and not meta.get("input_error"):
         raise LedgerMismatch(
             f"{path}: made for an input with SHA-256 {stored[:16]}…, but "
             f"{manifest.input_path} now hashes to {given[:16]}…; the input changed"

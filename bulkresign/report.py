@@ -25,13 +25,13 @@ from typing import IO, Any, cast
 import orjson
 
 from bulkresign.batching import Ingest
+from bulkresign.digest import hash_file
 from bulkresign.errors import ConfigError, LedgerError, LedgerMismatch
 from bulkresign.files import open_private
 from bulkresign.inputspec import InputSpec
 from bulkresign.join import ReportRow, join_lines
 from bulkresign.ledger import Ledger
 from bulkresign.models import LineOutcome
-from bulkresign.pipeline import hash_file
 
 __all__ = [
     "FIELDS",

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from bulkresign.decoding import BOM, FOREIGN, GZIP_MAGIC, binary_verdict, gunzip, prepend
+from bulkresign.digest import FileStamp
 from bulkresign.errors import InputError
 from bulkresign.validate import PREVIEW_BYTES
 
@@ -96,10 +97,17 @@ class InputReader:
     Args:
         path: a file, or ``"-"`` for standard input (``stdin`` overrides ``sys.stdin.buffer``).
         block_size: bytes per read; tests use tiny blocks to cross every boundary.
+        stamp: what a regular file must bear throughout the read (:mod:`bulkresign.digest`);
+            by default the stamp it has when opened.
     """
 
     def __init__(
-        self, path: str, *, block_size: int = BLOCK_SIZE, stdin: BinaryIO | None = None
+        self,
+        path: str,
+        *,
+        block_size: int = BLOCK_SIZE,
+        stdin: BinaryIO | None = None,
+        stamp: FileStamp | None = None,
     ) -> None:
         self.path = path
         self.name = "<stdin>" if path == "-" else path
@@ -112,6 +120,7 @@ class InputReader:
         self._file: BinaryIO | None = None
         self._hash = hashlib.sha256()
         self._text: Iterator[bytes] = iter(())
+        self._stamp = stamp
 
     def __enter__(self) -> InputReader:
         check_readable(self.path)
@@ -123,6 +132,11 @@ class InputReader:
             except OSError as exc:
                 raise InputError(f"cannot open: {exc.strerror}", path=self.path) from None
         try:
+            if self.path == "-":
+                self._stamp = None
+            elif self._stamp is None:
+                self._stamp = FileStamp.of(os.fstat(self._file.fileno()))
+            self._check_stamp()
             self._text = self._sniffed()
         except BaseException:
             self._close()
@@ -175,6 +189,7 @@ class InputReader:
                     size += len(part)
             except OSError as exc:
                 raise self._fail(f"read failed: {exc.strerror or exc}") from None
+            self._check_stamp()  # after the read: a write that began before it shows by now
             if not parts:
                 return
             block = parts[0] if len(parts) == 1 else b"".join(parts)
@@ -182,6 +197,10 @@ class InputReader:
             self.bytes_read += len(block)
             limit = min(self.block_size, limit * 2)
             yield block
+
+    def _check_stamp(self) -> None:
+        if self._stamp is not None and self._file is not None:
+            self._stamp.check(self._file.fileno(), self.name)
 
     def _ready(self) -> bool:
         """Whether more input can be read without waiting (always, for a regular file)."""

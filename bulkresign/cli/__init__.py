@@ -17,7 +17,7 @@ from enum import IntEnum
 from bulkresign._version import __version__
 from bulkresign.errors import BulkResignError
 
-__all__ = ["ExitCode", "main"]
+__all__ = ["ExitCode", "main", "printable"]
 
 
 class ExitCode(IntEnum):
@@ -72,11 +72,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except BulkResignError as exc:
-        print(f"bulkresign: error: {exc}", file=sys.stderr)
+        print(f"bulkresign: error: {printable(str(exc))}", file=sys.stderr)
         return ExitCode.USAGE
     except KeyboardInterrupt:
         print("bulkresign: interrupted", file=sys.stderr)
         return ExitCode.STOPPED
+    except BaseExceptionGroup as group:
+        # anyio's task groups wrap whatever leaves them, the operator's errors included
+        # (https://anyio.readthedocs.io/en/stable/tasks.html#handling-multiple-errors-in-a-task-group).
+        ours, other = group.split(BulkResignError)
+        if ours is None or other is not None:
+            raise
+        print(f"bulkresign: error: {printable(str(_first(ours)))}", file=sys.stderr)
+        return ExitCode.USAGE
+
+
+def printable(text: str) -> str:
+    """``text`` on one line with nothing a terminal would act on: control characters escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _first(group: BaseExceptionGroup[BulkResignError]) -> BulkResignError:
+    inner = group.exceptions[0]
+    return _first(inner) if isinstance(inner, BaseExceptionGroup) else inner
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from bulkresign.batching import Ingest
+from bulkresign.cli import printable
 from bulkresign.errors import ConfigError
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.job import JobConfig, JobInfo
@@ -47,10 +49,14 @@ def preview(cfg: JobConfig, args: argparse.Namespace) -> Plan | None:
     """Read the whole input once when a prompt or a guard needs its counts; check the guards."""
     if args.yes and args.plan_sha256 is None and args.max_users is None:
         return None  # scripted run without guards: stream at once, the first request in < 1 s
-    if cfg.spec.path == "-":
-        raise ConfigError("stdin cannot be previewed: save it to a file, or pass --yes alone")
-    stats = Ingest(cfg.spec, exclude=cfg.exclude).drain()
-    first = next(Ingest(cfg.spec, exclude=cfg.exclude).batches(), None)
+    if cfg.input_stamp is None:  # stdin or a pipe: read once, by the run itself
+        name = "stdin" if cfg.spec.path == "-" else f"{cfg.spec.path}: a pipe"
+        raise ConfigError(f"{name} cannot be previewed: save it to a file, or pass --yes alone")
+    # The stamp ties these reads to the run's: a file rewritten in between is refused.
+    stats = Ingest(cfg.spec, exclude=cfg.exclude, stamp=cfg.input_stamp).drain()
+    head = Ingest(cfg.spec, exclude=cfg.exclude, stamp=cfg.input_stamp).batches()
+    with contextlib.closing(head):
+        first = next(head, None)
     plan = Plan(stats, () if first is None else first.ids[:SAMPLES])
     if args.plan_sha256 is not None and args.plan_sha256.lower() != stats.sha256:
         raise ConfigError(
@@ -76,6 +82,12 @@ def show_plan(cfg: JobConfig, info: JobInfo, plan: Plan | None) -> None:
         f"  id type    {cfg.spec.id_type}",
         f"  state      {info.state}",
     ]
+    if info.input_replaced is not None:
+        lines.append(
+            "  input      changed since the last run stopped at an input error "
+            f"({printable(info.input_replaced)}); every batch already recorded must come out "
+            "of it unchanged"
+        )
     if plan is not None:
         s = plan.stats
         seconds = s.batches / cfg.rate

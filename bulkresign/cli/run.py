@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import shlex
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import anyio
 
-from bulkresign.cli import ExitCode
+from bulkresign.batching import Ingest
+from bulkresign.cli import ExitCode, printable
 from bulkresign.cli.confirm import ask_count, load_exclude, preview, show_plan
 from bulkresign.cli.options import add_connection_options, add_input_options, input_spec_from_args
 from bulkresign.cli.records import Records, count_problems, print_summary, read_ingest_stats
 from bulkresign.config import Timeouts, load_credentials, resolve_host
+from bulkresign.digest import file_stamp
 from bulkresign.errors import ConfigError
 from bulkresign.inputspec import InputSpec
 from bulkresign.job import JobConfig, JobInfo, JobOutcome, run_job
@@ -150,7 +153,33 @@ def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
         ca_file=args.ca_file,
         exclude=load_exclude(args.exclude, spec) if args.exclude else frozenset(),
         canary=args.canary,
+        input_stamp=file_stamp(spec.path),  # before the first read: see bulkresign.digest
     )
+
+
+def check_outputs(spec: InputSpec, outputs: dict[str, Path | None]) -> None:
+    """Refuse an output that is the input or another output: one would overwrite the other."""
+    taken = {} if spec.path == "-" else {Path(spec.path).resolve(): "the input"}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        key = path.resolve()
+        if key in taken:
+            raise ConfigError(f"{path}: {option} names {taken[key]} too; choose another file")
+        taken[key] = option
+
+
+def check_head(cfg: JobConfig) -> None:
+    """Refuse, before anything is created or sent, an input whose start cannot be used.
+
+    The first batch is read the way the run will read it (format, header, encoding, the first
+    lines); a pipe can be read only once, so its problems stop the run instead.
+    """
+    if cfg.input_stamp is None:
+        return
+    ingest = Ingest(cfg.spec, exclude=cfg.exclude, threaded=False, stamp=cfg.input_stamp)
+    with contextlib.closing(ingest.batches()) as batches:
+        next(batches, None)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -158,8 +187,18 @@ def handle(args: argparse.Namespace) -> int:
     cfg = job_config(args, input_spec_from_args(args))
     if not args.yes and not sys.stdin.isatty():
         raise ConfigError("no terminal to confirm on: pass --yes to resign without a prompt")
-    plan = preview(cfg, args)
     records = Records(cfg, args)
+    check_outputs(
+        cfg.spec,
+        {
+            "--state": cfg.state,
+            "--log": records.log,
+            "--journal": records.journal,
+            "--report": args.report,
+        },
+    )
+    check_head(cfg)
+    plan = preview(cfg, args)
     total = None if plan is None else plan.stats.accepted
 
     async def confirm(info: JobInfo) -> bool:
@@ -196,9 +235,19 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
         argv = sys.argv[1:]
         if "--state" not in argv:
             argv += ["--state", str(cfg.state)]
+        resume = f"bulkresign {shlex.join(argv)}"
+        bad = outcome.result.input_error
+        if bad is not None:
+            print(f"bulkresign: error: {printable(str(bad))}", file=sys.stderr)
+            print(
+                "bulkresign: stopped at an input error: what came before it is done or "
+                f"recorded; fix the input, then resume with: {resume}",
+                file=sys.stderr,
+            )
+            return ExitCode.USAGE if outcome.stats.requests == 0 else ExitCode.STOPPED
         print(
             f"bulkresign: stopped ({outcome.result.stop_reason or 'not finished'}); "
-            f"resume with: bulkresign {shlex.join(argv)}",
+            f"resume with: {resume}",
             file=sys.stderr,
         )
         return ExitCode.STOPPED

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from bulkresign.batching import Ingest
+from bulkresign.digest import hash_file
 from bulkresign.inputspec import InputSpec
 from bulkresign.job import _options  # the manifest's encoding, whose inverse report.py holds
 from bulkresign.ledger import IdOutcome, Ledger, Manifest
 from bulkresign.models import BatchState
-from bulkresign.pipeline import hash_file
 
 
 def hex_id(i: int) -> str:

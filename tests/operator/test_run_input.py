@@ -1,0 +1,191 @@
+"""`bulkresign run` and an input that is bad, changes, or is a pipe: refused before anything, or
+stopped at the bad spot and resumed once the input is fixed — one line each time, never twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from bulkresign.cli import main, printable
+from bulkresign.digest import FileStamp, file_stamp, hash_file
+from bulkresign.emulator import RunningServer, synthetic_user_id
+from bulkresign.errors import InputError
+from bulkresign.source import InputReader
+
+USERS = [synthetic_user_id(i) for i in range(350)]
+
+
+def run(path: Path, *extra: str) -> list[str]:
+    return ["run", str(path), "--yes", "--no-progress", "--rate", "1000", *extra]
+
+
+def oracle(server: RunningServer) -> dict[str, object]:
+    summary = server.oracle(summary=True)
+    assert isinstance(summary, dict)
+    return summary
+
+
+def records(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in tmp_path.iterdir() if ".bulkresign" in p.name)
+
+
+def jsonl(ids: list[str]) -> list[str]:
+    return [json.dumps({"user_id": i}) for i in ids]
+
+
+class TestRefusedBeforeAnything:
+    @pytest.mark.parametrize(
+        "content", [b"", "\ufeffuser\n".encode("utf-16")], ids=["empty", "utf-16"]
+    )
+    def test_an_unusable_start_is_refused_before_any_file_or_call(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        content: bytes,
+    ) -> None:
+        """Exit 2, one line naming the file; no ledger, log or journal; no call at all."""
+        path = tmp_path / "ids.txt"
+        path.write_bytes(content)
+        assert main(run(path)) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(path) in err[0]
+        assert records(tmp_path) == []
+        assert oracle(server)["requests"] == {}
+
+    @pytest.mark.parametrize("option", ["--log", "--report", "--journal", "--state"])
+    def test_an_output_naming_the_input_is_refused(
+        self, server: RunningServer, tmp_path: Path, option: str
+    ) -> None:
+        """An output file that is the input would overwrite it: exit 2, the input untouched."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(USERS[:10]) + "\n")
+        before = path.read_bytes()
+        assert main(run(path, option, str(path))) == 2
+        assert path.read_bytes() == before
+        assert oracle(server)["requests"] == {}
+
+
+class TestStoppedAtTheBadSpot:
+    def test_a_bad_record_mid_file_stops_the_run_and_the_fixed_file_resumes(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Exit 3 at the bad line, then the fixed file finishes: every ID resigned once."""
+        path = tmp_path / "ids.jsonl"
+        # Blank lines put the bad record past the first batch the run checks before it starts.
+        good, rest = jsonl(USERS[:300]), jsonl(USERS[300:])
+        lines = [*good, *[""] * 5000, '{"user_id": 5}', *rest]
+        path.write_text("\n".join(lines) + "\n")
+        assert main(run(path)) == 3
+        err = capsys.readouterr().err
+        assert f"{path}:5301:" in err and "fix the input" in err
+        assert "Traceback" not in err
+        assert oracle(server)["resigned_total"] <= 300  # type: ignore[operator]
+
+        lines[5300] = ""
+        path.write_text("\n".join(lines) + "\n")
+        assert main(run(path)) == 0
+        assert "changed since the last run stopped" in capsys.readouterr().err
+        summary = oracle(server)
+        assert summary["resigned_total"] == 350 and summary["max_resign_count"] == 1
+
+    def test_a_changed_input_without_an_input_error_is_still_refused(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A finished run's input edited afterwards: the rerun is refused in one line."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(USERS[:100]) + "\n")
+        assert main(run(path)) == 0
+        path.write_text("\n".join(USERS[:101]) + "\n")
+        capsys.readouterr()
+        assert main(run(path)) == 2
+        assert "the input changed" in capsys.readouterr().err
+        assert oracle(server)["resigned_total"] == 100
+
+    def test_a_stdin_resume_with_other_bytes_is_one_line(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Batches the ledger holds that the new stream does not repeat: exit 2, one line."""
+        state = str(tmp_path / "stdin.bulkresign")
+        ids = tmp_path / "ids.txt"
+        ids.write_text("\n".join(USERS[:100]) + "\n")
+        with ids.open("rb") as stdin:
+            monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
+            assert main(["run", "-", "--yes", "--no-progress", "--state", state]) == 0
+        ids.write_text("\n".join(USERS[100:200]) + "\n")
+        capsys.readouterr()
+        with ids.open("rb") as stdin:
+            monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
+            assert main(["run", "-", "--yes", "--no-progress", "--state", state]) == 2
+        err = capsys.readouterr().err
+        assert "the input changed" in err and "Traceback" not in err
+        assert oracle(server)["resigned_total"] == 100
+
+
+class TestPipes:
+    def test_a_named_pipe_is_read_once(self, server: RunningServer, tmp_path: Path) -> None:
+        """A FIFO cannot be read twice: the run hashes what it reads and finishes."""
+        fifo = tmp_path / "ids.fifo"
+        os.mkfifo(fifo)
+
+        def feed() -> None:
+            with fifo.open("w") as out:
+                out.write("\n".join(USERS[:120]) + "\n")
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        assert main(run(fifo)) == 0
+        writer.join(timeout=10)
+        summary = oracle(server)
+        assert summary["resigned_total"] == 120 and summary["max_resign_count"] == 1
+
+
+class TestFileStamp:
+    def test_a_rewrite_between_blocks_stops_the_read(self, tmp_path: Path) -> None:
+        """A block read after another program wrote to the file raises InputError."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(USERS) + "\n")
+        with InputReader(str(path), block_size=1024) as reader:
+            pieces = reader.pieces(1024)
+            next(pieces)
+            with path.open("r+b") as f:
+                f.seek(9000)
+                f.write(b"cd" * 12)
+            with pytest.raises(InputError, match="changed while it was being read"):
+                list(pieces)
+
+    def test_hashing_checks_the_stamp_taken_before(self, tmp_path: Path) -> None:
+        """A file whose stamp differs from the one taken before is not hashed."""
+        path = tmp_path / "ids.txt"
+        path.write_text("a\n")
+        stamp = file_stamp(str(path))
+        assert isinstance(stamp, FileStamp)
+        assert hash_file(path, stamp) == hash_file(path)
+        path.write_text("b\n")
+        with pytest.raises(InputError, match="changed"):
+            hash_file(path, stamp)
+
+    def test_a_pipe_has_no_stamp(self, tmp_path: Path) -> None:
+        """Standard input and a FIFO have no stamp: they are read once."""
+        fifo = tmp_path / "p"
+        os.mkfifo(fifo)
+        assert file_stamp("-") is None and file_stamp(str(fifo)) is None
+
+
+class TestOneLine:
+    def test_control_characters_in_a_message_are_escaped(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A file name with a newline and an escape code still gives one printable line."""
+        assert main(["plan", "no\nsuch\x1b[31mfile.txt"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "\x1b" not in err
+        assert printable("a\tb") == "a\\tb"
