@@ -115,7 +115,9 @@ class Scanner:
         self.exclude = exclude
         self.detailed = detailed
         self.blockwise = fast and not detailed and fmt is Format.LINES
-        self.hex = self.blockwise and spec.id_type is IdType.USER_ID
+        # The numpy path takes 24-hex-digit lines without the length check; under a smaller limit
+        # they are too_long (the limit counts a line without \n and one \r, as numpy does).
+        self.hex = self.blockwise and spec.id_type is IdType.USER_ID and self.limit >= OBJECT_ID_LEN
         # Only the numpy path gains from a second thread: elsewhere both halves hold the GIL.
         self.threaded = threaded and self.hex
         self.parser: CsvParser | JsonlParser | None = None

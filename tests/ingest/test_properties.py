@@ -50,6 +50,12 @@ def text_like() -> st.SearchStrategy[bytes]:
     return st.lists(st.sampled_from(TOKENS), max_size=60).map(b"".join)
 
 
+def id_lines_like() -> st.SearchStrategy[bytes]:
+    """Near-text where whole ID lines, the vectorized path's case, come often."""
+    lines = [*(i.encode() + b"\n" for i in POOL), POOL[0].upper().encode() + b"\r\n"]
+    return st.lists(st.sampled_from(TOKENS) | st.sampled_from(lines), max_size=60).map(b"".join)
+
+
 def physical_lines(data: bytes) -> int:
     """Lines as an editor counts them: newlines, plus an unterminated last line."""
     if data.startswith(b"\xef\xbb\xbf"):
@@ -121,14 +127,21 @@ class TestAnyBytes:
         check(data, Format.LINES, IdType.USER_ID, 3, block, packed=True)
 
     @settings(max_examples=100, deadline=None)
-    @given(data=text_like(), id_type=st.sampled_from([IdType.USER_ID, IdType.EMAIL, IdType.PHONE]))
-    def test_fast_and_per_line_paths_agree(self, data: bytes, id_type: IdType) -> None:
-        """The block-at-a-time paths and the per-line path give identical counts."""
+    @given(
+        data=id_lines_like(),
+        id_type=st.sampled_from([IdType.USER_ID, IdType.EMAIL, IdType.PHONE]),
+        limit=st.integers(1, 48),
+        block=st.one_of(st.integers(1, 64), st.just(1 << 20)),
+    )
+    def test_fast_and_per_line_paths_agree(
+        self, data: bytes, id_type: IdType, limit: int, block: int
+    ) -> None:
+        """The block-at-a-time paths and the per-line path agree, at any limit and block size."""
 
         def stats(fast: bool) -> object:
-            spec = InputSpec("-", id_type, Format.LINES, max_line_bytes=40)
+            spec = InputSpec("-", id_type, Format.LINES, max_line_bytes=limit)
             try:
-                return Ingest(spec, stdin=io.BytesIO(data), fast=fast, block_size=16).drain()
+                return Ingest(spec, stdin=io.BytesIO(data), fast=fast, block_size=block).drain()
             except InputError as exc:
                 return str(exc)
 

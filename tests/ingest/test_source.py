@@ -97,6 +97,15 @@ class TestLongLines:
         stats = drain(path, id_type="username", max_line_bytes=16, block_size=block_size)
         assert (stats.accepted, stats.rejected_by_reason) == (2, {"too_long": 1})
 
+    @pytest.mark.parametrize("fast", [True, False])
+    def test_limit_below_an_object_id_rejects_plain_ids(self, write: Write, fast: bool) -> None:
+        """A 24-hex-digit line (CRLF or not) fits a limit of 24 bytes, not of 23, on either path."""
+        path = write(f"{IDS[0]}  \n{IDS[1]}\n{IDS[2].upper()}\r\n")
+        for limit, rejected in ((23, (1, 2, 3)), (24, (1,))):
+            stats = drain(path, max_line_bytes=limit, fast=fast)
+            assert stats.reject_lines == {"too_long": rejected}
+            assert stats.accepted == 3 - len(rejected)
+
     def test_a_huge_line_is_never_held(self, write: Write) -> None:
         """A line of several MB costs about one block of memory, not its length."""
         path = write(IDS[0].encode() + b"\n" + b"z" * (6 << 20) + b"\n" + IDS[1].encode() + b"\n")
