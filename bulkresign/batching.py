@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Generator, Iterator
 from typing import BinaryIO
 
 from bulkresign.dedup import KeyTable
-from bulkresign.digest import FileStamp
+from bulkresign.digest import FileStamp, Prefix
 from bulkresign.errors import ConfigError
 from bulkresign.formats import pick_format
 from bulkresign.idkeys import id_keys
@@ -41,6 +41,7 @@ class Ingest:
         threaded: parse the next blocks in a helper thread while the dedup table works.
         stdin: read this instead of ``sys.stdin.buffer`` when the path is ``-``.
         stamp: what the input file must bear throughout the read (:mod:`bulkresign.digest`).
+        expect_prefix: what an earlier run read of this one-time input (stdin, a pipe).
 
     Raises:
         InputError: the path is missing, a directory or unreadable (checked here), or the input
@@ -59,6 +60,7 @@ class Ingest:
         threaded: bool = True,
         stdin: BinaryIO | None = None,
         stamp: FileStamp | None = None,
+        expect_prefix: Prefix | None = None,
     ) -> None:
         check_readable(spec.path)
         self.spec = spec
@@ -70,6 +72,7 @@ class Ingest:
         self._threaded = threaded
         self._stdin = stdin
         self._stamp = stamp
+        self._expect_prefix = expect_prefix
         self._tally = Tally("<stdin>" if spec.path == "-" else spec.path, spec.id_type)
         self._reader: InputReader | None = None
         self._started = False
@@ -102,6 +105,10 @@ class Ingest:
         if self._tally.done or self._reader is None:
             return self._tally.input_sha256
         return self._reader.digest()
+
+    def read_so_far(self) -> Prefix | None:
+        """The raw bytes read so far (``None`` before the input is opened)."""
+        return None if self._reader is None else self._reader.prefix
 
     def batches(self) -> Generator[Batch, None, None]:
         """The accepted IDs, ``batch_size`` at a time, numbered from 0."""
@@ -154,7 +161,11 @@ class Ingest:
         self._started = True
         tally = self._tally
         with InputReader(
-            self.spec.path, block_size=self._block_size, stdin=self._stdin, stamp=self._stamp
+            self.spec.path,
+            block_size=self._block_size,
+            stdin=self._stdin,
+            stamp=self._stamp,
+            expect_prefix=self._expect_prefix,
         ) as reader:
             self._reader = reader
             fmt, note = pick_format(self.spec, reader.name, reader.sample)

@@ -8,8 +8,12 @@ start, after every block and at the end — and refuses the input the moment it 
 
 The stamp holds the device, inode, size, and modification and change times in nanoseconds: a write
 moves the modification time (https://man7.org/linux/man-pages/man7/inode.7.html), and a program
-that sets it back moves the change time. A pipe or a terminal has no stamp: it can be read once
-only, and its digest is taken as it is read (:attr:`bulkresign.source.InputReader.digest`).
+that sets it back moves the change time.
+
+A pipe or a terminal has no stamp and can be read only once: its digest is taken as it is read
+(:class:`StreamDigest`). A run records how far it had read and the digest of that :class:`Prefix`
+with every commit of new batches, so a resume fed other bytes is refused as soon as it has read
+as far, instead of resigning IDs the first run never saw.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from bulkresign.errors import InputError
+import orjson
 
-__all__ = ["CHANGED", "FileStamp", "file_stamp", "hash_file"]
+from bulkresign.errors import InputError, LedgerMismatch
+
+__all__ = ["CHANGED", "FileStamp", "Prefix", "StreamDigest", "file_stamp", "hash_file"]
 
 CHANGED = "changed while it was being read; run again once nothing writes to it"
 
@@ -72,3 +78,56 @@ def hash_file(path: Path, stamp: FileStamp | None = None) -> str:
         if stamp is not None:
             stamp.check(f.fileno(), str(path))
     return digest
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """The first ``size`` bytes a run read of a one-time input, by their SHA-256."""
+
+    size: int
+    sha256: str
+
+    def as_meta(self) -> str:
+        """The ledger's form (a JSON object)."""
+        return orjson.dumps({"size": self.size, "sha256": self.sha256}).decode()
+
+    @classmethod
+    def from_meta(cls, text: str | None) -> Prefix | None:
+        """Read back :meth:`as_meta`; ``None`` when nothing was recorded."""
+        if not text:
+            return None
+        value = orjson.loads(text)
+        return cls(int(value["size"]), str(value["sha256"]))
+
+
+class StreamDigest:
+    """SHA-256 of a stream fed block by block; optionally equal, at its size, to ``expect``."""
+
+    def __init__(self, name: str, expect: Prefix | None = None) -> None:
+        self._name = name
+        self._hash = hashlib.sha256()
+        self._expect = expect
+        self.prefix = Prefix(0, self._hash.hexdigest())
+        """What has been fed so far."""
+
+    def update(self, block: bytes) -> None:
+        """Feed the next block; raise :class:`LedgerMismatch` where it departs from ``expect``."""
+        size, want = self.prefix.size, self._expect
+        if want is not None and size < want.size <= size + len(block):
+            head = self._hash.copy()
+            head.update(block[: want.size - size])
+            if head.hexdigest() != want.sha256:
+                self._differs(want)
+        self._hash.update(block)
+        self.prefix = Prefix(size + len(block), self._hash.hexdigest())
+
+    def finish(self) -> None:
+        """The stream ended: it must not be shorter than what the earlier run read."""
+        if self._expect is not None and self.prefix.size < self._expect.size:
+            self._differs(self._expect)
+
+    def _differs(self, want: Prefix) -> None:
+        raise LedgerMismatch(
+            f"{self._name}: its first {want.size:,} bytes differ from those the earlier run "
+            "read; feed the resumed run the same input"
+        )

@@ -29,7 +29,7 @@ from bulkresign.chain import JournalAnchor
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.client import GenAuthClient
 from bulkresign.config import Credentials, Timeouts
-from bulkresign.digest import FileStamp, file_stamp, hash_file
+from bulkresign.digest import FileStamp, Prefix, file_stamp, hash_file
 from bulkresign.dispatch import Dispatcher, DispatchSettings
 from bulkresign.errors import InputError
 from bulkresign.events import Events, FanOut
@@ -188,7 +188,14 @@ async def run_job(
                 stats=live,
                 rng=random.Random(),
             )
-            ingest = Ingest(cfg.spec, exclude=cfg.exclude, stamp=input_stamp)
+            # A one-time input cannot be hashed ahead: the resume checks the bytes read before.
+            once = input_stamp is None
+            ingest = Ingest(
+                cfg.spec,
+                exclude=cfg.exclude,
+                stamp=input_stamp,
+                expect_prefix=Prefix.from_meta(meta.get("input_prefix")) if once else None,
+            )
             # What exists now (modules, client, ledger) lives for the whole run: take it out of
             # the cyclic collector's full passes, each a pause of 15 ms or more that holds sends
             # back and lets them reach the server bunched (https://docs.python.org/3/library/gc.html#gc.freeze).
@@ -199,14 +206,16 @@ async def run_job(
                 if watch is not None:
                     tg.start_soon(watch, live, lambda: limiter.stats)
                 batches = ingest.batches()
+                read_so_far = ingest.read_so_far if once else None
                 if cfg.canary and not resuming:
-                    await _canary(cfg, dispatcher, batches)
+                    await _canary(cfg, dispatcher, batches, read_so_far)
                 result = await run_pipeline(
                     batches,
                     dispatcher,
                     concurrency=cfg.concurrency,
                     grace=cfg.grace,
                     signals=cfg.signals,
+                    read_so_far=read_so_far,
                 )
                 tg.cancel_scope.cancel()
             if live.ingest_done:
@@ -218,10 +227,22 @@ async def run_job(
                 await anyio.to_thread.run_sync(ledger.close)
 
 
-async def _canary(cfg: JobConfig, dispatcher: Dispatcher, batches: Iterator[Batch]) -> None:
+async def _canary(
+    cfg: JobConfig,
+    dispatcher: Dispatcher,
+    batches: Iterator[Batch],
+    read_so_far: Callable[[], Prefix | None] | None,
+) -> None:
     """The first batches one at a time; any that does not end DONE stops the run."""
     head = list(islice(batches, cfg.canary))
-    await run_pipeline(iter(head), dispatcher, concurrency=1, grace=cfg.grace, signals=cfg.signals)
+    await run_pipeline(
+        iter(head),
+        dispatcher,
+        concurrency=1,
+        grace=cfg.grace,
+        signals=cfg.signals,
+        read_so_far=read_so_far,
+    )
     dispatcher.stats.ingest_done = False
     states = await dispatcher.checkpoint.read(lambda led: [(b.seq, led.batch(b.seq)) for b in head])
     for seq, rec in states:

@@ -30,7 +30,7 @@ the next run reads it back.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -41,6 +41,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.crashpoints import crash_point
+from bulkresign.digest import Prefix
 from bulkresign.dispatch import Dispatcher, WorkItem
 from bulkresign.errors import InputError, LedgerMismatch
 from bulkresign.ledger import BatchRecord, Ledger
@@ -79,8 +80,13 @@ async def run_pipeline(
     concurrency: int,
     grace: float = 30.0,
     signals: bool = True,
+    read_so_far: Callable[[], Prefix | None] | None = None,
 ) -> RunResult:
-    """Finish what the ledger holds open, then stream ``batches`` through the workers."""
+    """Finish what the ledger holds open, then stream ``batches`` through the workers.
+
+    ``read_so_far`` (for an input that can be read only once) is recorded with every commit of
+    new batches, so that a resume can tell whether it is fed the same bytes.
+    """
     ckpt = dispatcher.checkpoint
     open_items = await ckpt.read(lambda led: led.open_batches())
     last_seq = await ckpt.read(lambda led: led.last_seq())
@@ -112,7 +118,8 @@ async def run_pipeline(
                         # Listed first: if this task is cancelled while the commit lands, the
                         # intents are still withdrawn (withdrawing one never written is a no-op).
                         dispatcher.unsent.update(b.seq for b in new)
-                        await ckpt.write(partial(_add, batches=new))
+                        read = read_so_far() if read_so_far is not None else None
+                        await ckpt.write(partial(_add, batches=new, read=read))
                         crash_point("after_batch_insert")
                     for b in new:
                         if dispatcher.stopping.is_set():
@@ -195,9 +202,11 @@ def _take(batches: Iterator[Batch], n: int) -> list[Batch]:
     return list(islice(batches, n))
 
 
-def _add(led: Ledger, *, batches: list[Batch]) -> None:
+def _add(led: Ledger, *, batches: list[Batch], read: Prefix | None) -> None:
     for b in batches:
         led.add_batch(b, intent=True)
+    if read is not None:
+        led.set_meta("input_prefix", read.as_meta())
 
 
 async def _flush_periodically(ckpt: Checkpointer) -> None:

@@ -14,7 +14,6 @@ rest, so a 1 GB line costs one block of memory, and comes out as a :class:`LongL
 
 from __future__ import annotations
 
-import hashlib
 import os
 import select
 import stat
@@ -25,7 +24,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from bulkresign.decoding import BOM, FOREIGN, GZIP_MAGIC, binary_verdict, gunzip, prepend
-from bulkresign.digest import FileStamp
+from bulkresign.digest import FileStamp, Prefix, StreamDigest
 from bulkresign.errors import InputError
 from bulkresign.validate import PREVIEW_BYTES
 
@@ -99,6 +98,8 @@ class InputReader:
         block_size: bytes per read; tests use tiny blocks to cross every boundary.
         stamp: what a regular file must bear throughout the read (:mod:`bulkresign.digest`);
             by default the stamp it has when opened.
+        expect_prefix: what an earlier run read of this (one-time) input: the same bytes must
+            come first.
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class InputReader:
         block_size: int = BLOCK_SIZE,
         stdin: BinaryIO | None = None,
         stamp: FileStamp | None = None,
+        expect_prefix: Prefix | None = None,
     ) -> None:
         self.path = path
         self.name = "<stdin>" if path == "-" else path
@@ -118,7 +120,7 @@ class InputReader:
         self.text_read = 0
         self._stdin = stdin
         self._file: BinaryIO | None = None
-        self._hash = hashlib.sha256()
+        self._hash = StreamDigest(self.name, expect_prefix)
         self._text: Iterator[bytes] = iter(())
         self._stamp = stamp
 
@@ -163,7 +165,12 @@ class InputReader:
 
     def digest(self) -> str:
         """SHA-256 (hex) of the raw bytes read so far: of the whole input once it is exhausted."""
-        return self._hash.hexdigest()
+        return self._hash.prefix.sha256
+
+    @property
+    def prefix(self) -> Prefix:
+        """The raw bytes read so far, as a :class:`Prefix`."""
+        return self._hash.prefix
 
     def _fail(self, message: str) -> InputError:
         return InputError(message, path=self.name)
@@ -191,12 +198,13 @@ class InputReader:
                 raise self._fail(f"read failed: {exc.strerror or exc}") from None
             self._check_stamp()  # after the read: a write that began before it shows by now
             if not parts:
-                return
+                break
             block = parts[0] if len(parts) == 1 else b"".join(parts)
             self._hash.update(block)
             self.bytes_read += len(block)
             limit = min(self.block_size, limit * 2)
             yield block
+        self._hash.finish()
 
     def _check_stamp(self) -> None:
         if self._stamp is not None and self._file is not None:

@@ -3,17 +3,21 @@ stopped at the bad spot and resumed once the input is fixed — one line each ti
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import os
 import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bulkresign.cli import main, printable
-from bulkresign.digest import FileStamp, file_stamp, hash_file
+from bulkresign.digest import FileStamp, StreamDigest, file_stamp, hash_file
 from bulkresign.emulator import RunningServer, synthetic_user_id
-from bulkresign.errors import InputError
+from bulkresign.errors import InputError, LedgerMismatch
 from bulkresign.source import InputReader
 
 USERS = [synthetic_user_id(i) for i in range(350)]
@@ -106,28 +110,47 @@ class TestStoppedAtTheBadSpot:
         assert "the input changed" in capsys.readouterr().err
         assert oracle(server)["resigned_total"] == 100
 
-    def test_a_stdin_resume_with_other_bytes_is_one_line(
+    def test_a_fixed_input_that_changes_recorded_batches_is_refused_in_one_line(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """After an input error, a new input must repeat every recorded batch: exit 2 if not."""
+        path = tmp_path / "ids.jsonl"
+        lines = [*jsonl(USERS[:300]), *[""] * 5000, '{"user_id": 5}']
+        path.write_text("\n".join(lines) + "\n")
+        assert main(run(path)) == 3
+        before = oracle(server)["resigned_total"]
+        lines[0], lines[-1] = jsonl([synthetic_user_id(399)])[0], ""
+        path.write_text("\n".join(lines) + "\n")
+        capsys.readouterr()
+        assert main(run(path)) == 2
+        err = capsys.readouterr().err
+        assert "batch 0 in the state file differs" in err and "Traceback" not in err
+        assert oracle(server)["resigned_total"] == before
+
+    def test_a_stdin_resume_fed_other_bytes_after_the_recorded_batches_is_refused(
         self,
         server: RunningServer,
         tmp_path: Path,
         capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """Batches the ledger holds that the new stream does not repeat: exit 2, one line."""
+        """The stream differs only past what the ledger holds: refused where the first run read."""
         state = str(tmp_path / "stdin.bulkresign")
         ids = tmp_path / "ids.txt"
-        ids.write_text("\n".join(USERS[:100]) + "\n")
+        ids.write_text("\n".join(["f" * 24, *USERS[:99]]) + "\n")  # batch 0 fails the canary
+        argv = ["run", "-", "--yes", "--no-progress", "--state", state]
         with ids.open("rb") as stdin:
             monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
-            assert main(["run", "-", "--yes", "--no-progress", "--state", state]) == 0
-        ids.write_text("\n".join(USERS[100:200]) + "\n")
+            assert main([*argv, "--canary", "1"]) == 3
+        before = oracle(server)["resigned_total"]
+        ids.write_text("\n".join(["f" * 24, *USERS[:49], *USERS[200:250]]) + "\n")
         capsys.readouterr()
         with ids.open("rb") as stdin:
             monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
-            assert main(["run", "-", "--yes", "--no-progress", "--state", state]) == 2
+            assert main(argv) == 2
         err = capsys.readouterr().err
-        assert "the input changed" in err and "Traceback" not in err
-        assert oracle(server)["resigned_total"] == 100
+        assert "differ from those the earlier run read" in err and "Traceback" not in err
+        assert oracle(server)["resigned_total"] == before
 
 
 class TestPipes:
@@ -178,6 +201,33 @@ class TestFileStamp:
         fifo = tmp_path / "p"
         os.mkfifo(fifo)
         assert file_stamp("-") is None and file_stamp(str(fifo)) is None
+
+
+class TestStreamDigest:
+    @given(data=st.binary(min_size=1, max_size=200), cuts=st.lists(st.integers(0, 200)))
+    def test_the_same_bytes_pass_in_any_blocks(self, data: bytes, cuts: list[int]) -> None:
+        """Fed the same stream in any blocks, the digest matches the recorded prefix."""
+        first = StreamDigest("in")
+        first.update(data[: len(data) // 2])
+        again = StreamDigest("in", expect=first.prefix)
+        edges = sorted({0, len(data), *(c for c in cuts if c < len(data))})
+        for start, end in itertools.pairwise(edges):
+            again.update(data[start:end])
+        again.finish()
+        assert again.prefix.sha256 == hashlib.sha256(data).hexdigest()
+
+    @pytest.mark.parametrize(
+        ("stream", "error"), [(b"abcX", "update"), (b"ab", "finish")], ids=["differs", "shorter"]
+    )
+    def test_other_bytes_are_refused(self, stream: bytes, error: str) -> None:
+        """A stream that departs from the prefix, or ends before it, is a LedgerMismatch."""
+        first = StreamDigest("in")
+        first.update(b"abcd")
+        again = StreamDigest("in", expect=first.prefix)
+        with pytest.raises(LedgerMismatch, match="first 4 bytes differ"):
+            again.update(stream)
+            if error == "finish":
+                again.finish()
 
 
 class TestOneLine:
