@@ -10,6 +10,7 @@ without the named column, a JSON field that is not a string) raise :class:`Input
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -188,6 +189,8 @@ class JsonlParser:
             value = obj.get(field)
             if value is None:
                 yield Item(line, None, RejectReason.MISSING_FIELD, checked)
+            elif _named_twice(checked, field):
+                yield Item(line, None, RejectReason.DUPLICATE_FIELD, checked)
             elif isinstance(value, str):
                 yield Item(line, value, None, value)
             else:
@@ -211,6 +214,20 @@ class JsonlParser:
             path=self.name,
             line=line,
         )
+
+
+def _named_twice(text: str, field: str) -> bool:
+    """Whether the object gives ``field`` two different values.
+
+    JSON parsers keep the last one without a word ("the behavior of software that receives such
+    an object is unpredictable", https://www.rfc-editor.org/rfc/rfc8259#section-4); which account
+    the line meant is then a guess. The text test skips the slow parse for almost every line.
+    """
+    if text.count(field) < 2 and "\\u" not in text:
+        return False
+    pairs = json.loads(text, object_pairs_hook=list)
+    values = [v for k, v in pairs if k == field]
+    return any(v != values[0] for v in values[1:])
 
 
 def _json_kind(value: object) -> str:

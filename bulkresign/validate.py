@@ -46,6 +46,7 @@ class RejectReason(StrEnum):
     MISSING_COLUMN = "missing_column"
     BAD_JSON = "bad_json"
     MISSING_FIELD = "missing_field"
+    DUPLICATE_FIELD = "duplicate_field"
     INVALID_USER_ID = "invalid_user_id"
     INVALID_EMAIL = "invalid_email"
     INVALID_PHONE = "invalid_phone"

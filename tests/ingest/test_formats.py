@@ -118,6 +118,17 @@ class TestJsonl:
         stats = drain(path)
         assert stats.rejected_by_reason == {"bad_json": 2, "missing_field": 2}
 
+    def test_a_field_named_twice_with_two_values_is_rejected(self, write: Write) -> None:
+        """Two values for the ID field (even one spelled with an escape): which one is meant?"""
+        path = write(
+            f'{{"userId": "{IDS[0]}", "userId": "{IDS[1]}"}}\n'
+            f'{{"userId": "{IDS[2]}", "user\\u0049d": "{IDS[3]}"}}\n'
+            f'{{"userId": "{IDS[4]}", "userId": "{IDS[4]}"}}\n',
+            "u.jsonl",
+        )
+        stats = drain(path)
+        assert stats.rejected_by_reason == {"duplicate_field": 2} and stats.accepted == 1
+
     def test_escaped_control_in_value_is_rejected(self, write: Write) -> None:
         """A \\u0000 escape decodes to NUL inside the value: rejected."""
         stats = drain(write('{"username": "a\\u0000b"}\n', "u.jsonl"), id_type="username")
