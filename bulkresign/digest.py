@@ -86,10 +86,14 @@ class Prefix:
 
     size: int
     sha256: str
+    ended: bool = False
+    """The input ended there: a resume must not find more."""
 
     def as_meta(self) -> str:
         """The ledger's form (a JSON object)."""
-        return orjson.dumps({"size": self.size, "sha256": self.sha256}).decode()
+        return orjson.dumps(
+            {"size": self.size, "sha256": self.sha256, "ended": self.ended}
+        ).decode()
 
     @classmethod
     def from_meta(cls, text: str | None) -> Prefix | None:
@@ -97,7 +101,7 @@ class Prefix:
         if not text:
             return None
         value = orjson.loads(text)
-        return cls(int(value["size"]), str(value["sha256"]))
+        return cls(int(value["size"]), str(value["sha256"]), bool(value.get("ended", False)))
 
 
 class StreamDigest:
@@ -118,6 +122,11 @@ class StreamDigest:
             head.update(block[: want.size - size])
             if head.hexdigest() != want.sha256:
                 self._differs(want)
+        if want is not None and want.ended and size + len(block) > want.size:
+            raise LedgerMismatch(
+                f"{self._name}: goes on past the {want.size:,} bytes at which the earlier run "
+                "read it to its end; feed the resumed run the same input"
+            )
         self._hash.update(block)
         self.prefix = Prefix(size + len(block), self._hash.hexdigest())
 
@@ -125,6 +134,7 @@ class StreamDigest:
         """The stream ended: it must not be shorter than what the earlier run read."""
         if self._expect is not None and self.prefix.size < self._expect.size:
             self._differs(self._expect)
+        self.prefix = Prefix(self.prefix.size, self.prefix.sha256, ended=True)
 
     def _differs(self, want: Prefix) -> None:
         raise LedgerMismatch(

@@ -15,6 +15,7 @@ Why FULL and not NORMAL: see :mod:`bulkresign.sqlfile`.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -38,7 +39,7 @@ from bulkresign.records import (
     join_ids,
     split_ids,
 )
-from bulkresign.sqlfile import Transaction, connect
+from bulkresign.sqlfile import Transaction, connect, lock_for_run
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -57,9 +58,10 @@ class Ledger:
     :class:`bulkresign.checkpoint.Checkpointer` wraps it for the event loop and groups commits.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, lock: int | None = None) -> None:
         self._conn = conn
         self.path = path
+        self._lock = lock
 
     # --- opening -------------------------------------------------------------------------
 
@@ -74,14 +76,20 @@ class Ledger:
         exists = path.exists()
         if not exists and manifest is None:
             raise LedgerError(f"{path}: no such state file")
-        if exists:
-            if path.is_dir():
-                raise LedgerError(f"{path}: is a directory, not a state file")
-            check_private(path)
-        else:
-            ensure_private(path)
+        lock: int | None = None
         try:
-            ledger = cls(connect(path, durable=durable), path)
+            if exists:
+                if path.is_dir():
+                    raise LedgerError(f"{path}: is a directory, not a state file")
+                check_private(path)
+            else:
+                ensure_private(path)
+            if manifest is not None:  # a run: the only writer (read-only tools never lock)
+                lock = lock_for_run(path)
+        except OSError as exc:
+            raise LedgerError(f"{path}: cannot open the state file ({exc.strerror})") from None
+        try:
+            ledger = cls(connect(path, durable=durable), path, lock)
             if exists and ledger._has_schema():
                 ledger._check(manifest)
             elif manifest is None:
@@ -89,7 +97,11 @@ class Ledger:
             else:
                 ledger._create(manifest)
         except sqlite3.DatabaseError as exc:
+            _unlock(lock)
             raise LedgerError(f"{path}: not a usable state file ({exc})") from exc
+        except BaseException:
+            _unlock(lock)
+            raise
         return ledger
 
     def _has_schema(self) -> bool:
@@ -112,8 +124,10 @@ class Ledger:
         check_manifest(self.path, self.meta(), manifest)
 
     def close(self) -> None:
-        """Close the connection (checkpointing the WAL)."""
+        """Close the connection (checkpointing the WAL), then let another run have the file."""
         self._conn.close()
+        _unlock(self._lock)
+        self._lock = None
 
     # --- transactions and meta -------------------------------------------------------------
 
@@ -315,3 +329,8 @@ class Ledger:
     def pragma(self, name: str) -> object:
         """Read a PRAGMA (tests check ``journal_mode`` and ``synchronous``)."""
         return self._conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def _unlock(lock: int | None) -> None:
+    if lock is not None:
+        os.close(lock)  # closing the only descriptor of the open file releases its flock

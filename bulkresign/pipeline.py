@@ -106,6 +106,8 @@ async def run_pipeline(
                     size = min(CHUNK, size * 4)
                     if not chunk:
                         stats.ingest_done = True
+                        if read_so_far is not None and (read := read_so_far()) is not None:
+                            ckpt.post(lambda led: led.set_meta("input_prefix", read.as_meta()))
                         return
                     stats.batches_planned += len(chunk)
                     stats.accepted += sum(len(b.ids) for b in chunk)
@@ -118,8 +120,8 @@ async def run_pipeline(
                         # Listed first: if this task is cancelled while the commit lands, the
                         # intents are still withdrawn (withdrawing one never written is a no-op).
                         dispatcher.unsent.update(b.seq for b in new)
-                        read = read_so_far() if read_so_far is not None else None
-                        await ckpt.write(partial(_add, batches=new, read=read))
+                        seen = read_so_far() if read_so_far is not None else None
+                        await ckpt.write(partial(_add, batches=new, read=seen))
                         crash_point("after_batch_insert")
                     for b in new:
                         if dispatcher.stopping.is_set():

@@ -7,10 +7,38 @@ recorded SENDING back into PENDING and let the batch be sent again without a rea
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 from pathlib import Path
 
-__all__ = ["Transaction", "connect"]
+from bulkresign.errors import LedgerError
+
+__all__ = ["Transaction", "connect", "lock_for_run"]
+
+
+def lock_for_run(path: Path) -> int:
+    """Take the run's exclusive lock on the state file; the returned descriptor holds it.
+
+    Two runs on one ledger would each read back and resend the other's batches in flight, so a
+    second run is refused while the first holds the lock. ``flock`` locks belong to the open file
+    and are released when the process dies, even by ``kill -9``; SQLite's own locks are
+    ``fcntl`` byte ranges, which ``flock`` does not touch on Linux
+    (https://man7.org/linux/man-pages/man2/flock.2.html).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LedgerError(
+            f"{path}: another bulkresign run is using this state file; wait for it to end "
+            "(or stop it), then run again"
+        ) from None
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def connect(path: Path, *, durable: bool = True) -> sqlite3.Connection:

@@ -17,7 +17,7 @@ from enum import IntEnum
 from bulkresign._version import __version__
 from bulkresign.errors import BulkResignError
 
-__all__ = ["ExitCode", "main", "printable"]
+__all__ = ["ExitCode", "describe", "main", "operator_error", "printable"]
 
 
 class ExitCode(IntEnum):
@@ -66,35 +66,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command and return its exit code."""
     words = list(sys.argv[1:] if argv is None else argv)
     named = next((w for w in words if not w.startswith("-")), None)
-    parser = build_parser(named if named in _COMMANDS else None)
-    args = parser.parse_args(words)
-    handler: Handler = args.func
     try:
+        # Inside the try: a Ctrl-C while the sub-command's modules load is an interruption too.
+        parser = build_parser(named if named in _COMMANDS else None)
+        args = parser.parse_args(words)
+        handler: Handler = args.func
         return handler(args)
-    except BulkResignError as exc:
-        print(f"bulkresign: error: {printable(str(exc))}", file=sys.stderr)
-        return ExitCode.USAGE
     except KeyboardInterrupt:
         print("bulkresign: interrupted", file=sys.stderr)
         return ExitCode.STOPPED
-    except BaseExceptionGroup as group:
-        # anyio's task groups wrap whatever leaves them, the operator's errors included
-        # (https://anyio.readthedocs.io/en/stable/tasks.html#handling-multiple-errors-in-a-task-group).
-        ours, other = group.split(BulkResignError)
-        if ours is None or other is not None:
+    except (BulkResignError, OSError, BaseExceptionGroup) as exc:
+        error = operator_error(exc)
+        if error is None:
             raise
-        print(f"bulkresign: error: {printable(str(_first(ours)))}", file=sys.stderr)
+        print(f"bulkresign: error: {describe(error)}", file=sys.stderr)
         return ExitCode.USAGE
+
+
+def operator_error(exc: BaseException) -> BulkResignError | OSError | None:
+    """The error to tell the operator about, or ``None`` for a bug (which keeps its traceback).
+
+    Ours, or the system's about a file (read-only, full, gone). anyio's task groups wrap whatever
+    leaves them (https://anyio.readthedocs.io/en/stable/tasks.html#handling-multiple-errors-in-a-task-group):
+    a group of nothing but such errors is told by its first.
+    """
+    if isinstance(exc, BulkResignError | OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        ours, other = exc.split((BulkResignError, OSError))
+        if ours is not None and other is None:
+            return operator_error(ours.exceptions[0])
+    return None
+
+
+def describe(error: BulkResignError | OSError) -> str:
+    """One printable line for :func:`operator_error`'s result."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return printable(f"{error.filename}: {error.strerror}")
+    return printable(str(error))
 
 
 def printable(text: str) -> str:
     """``text`` on one line with nothing a terminal would act on: control characters escaped."""
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
-def _first(group: BaseExceptionGroup[BulkResignError]) -> BulkResignError:
-    inner = group.exceptions[0]
-    return _first(inner) if isinstance(inner, BaseExceptionGroup) else inner
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=float,
         default=300.0,
         metavar="QPS",
-        help="calls per sliding second per userpool; 0 = unlimited (default 300)",
+        help="calls per sliding second per userpool, 1 or more; 0 = unlimited (default 300)",
     )
     p.add_argument("--latency-ms", type=float, default=0.0, metavar="MS")
     p.add_argument("--latency-jitter-ms", type=float, default=0.0, metavar="MS")

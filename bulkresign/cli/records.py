@@ -18,6 +18,7 @@ from bulkresign.chain import ANCHOR_KEY
 from bulkresign.events import Events, FanOut
 from bulkresign.job import JobConfig, JobInfo, JobOutcome
 from bulkresign.logs import configure_logging, get_logger
+from bulkresign.models import LineOutcome
 from bulkresign.telemetry import JournalEvents, LogEvents
 
 __all__ = ["ANCHOR_EVERY", "Records", "count_problems", "print_summary", "read_ingest_stats"]
@@ -108,28 +109,53 @@ def read_ingest_stats(state: Path) -> dict[str, object] | None:
 
 def count_problems(state: Path) -> int:
     """IDs the whole job (every run on this state file) recorded not_found or failed."""
+    problems = problem_counts(state)
+    return problems[LineOutcome.NOT_FOUND] + problems[LineOutcome.FAILED]
+
+
+def problem_counts(state: Path) -> dict[LineOutcome, int]:
+    """IDs the whole job recorded not_found and failed (a small table: no pass over batches)."""
     conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
     try:
-        (n,) = conn.execute(
-            "SELECT count(*) FROM id_outcomes WHERE outcome IN ('not_found', 'failed')"
-        ).fetchone()
+        rows = conn.execute(
+            "SELECT outcome, count(*) FROM id_outcomes "
+            "WHERE outcome IN ('not_found', 'failed') GROUP BY outcome"
+        ).fetchall()
     finally:
         conn.close()
-    return int(n)
+    counts = {LineOutcome(o): int(n) for o, n in rows}
+    return {o: counts.get(o, 0) for o in (LineOutcome.NOT_FOUND, LineOutcome.FAILED)}
 
 
-def print_summary(outcome: JobOutcome, ingest: dict[str, object] | None, files: list[Path]) -> None:
-    """The final table, to stderr, and the path of every file written."""
+def print_summary(
+    outcome: JobOutcome, ingest: dict[str, object] | None, files: list[Path], state: Path
+) -> None:
+    """The final table, to stderr, and the path of every file written.
+
+    A finished job's totals count every run on the state file: each accepted ID ended resigned,
+    not found or failed. The rest counts this run alone (a resume's share).
+    """
     s = outcome.stats
     table = Table(title="bulkresign summary", show_header=False)
     if ingest is not None:
         for key in ("lines", "accepted", "duplicates", "rejected", "skipped", "excluded"):
             table.add_row(f"input {key}", f"{ingest.get(key, 0):,}")
+    if ingest is not None and outcome.result.finished:
+        problems = problem_counts(state)
+        accepted = int(ingest.get("accepted", 0))  # type: ignore[call-overload]
+        job = [
+            ("resigned, all runs", accepted - sum(problems.values())),
+            ("not found, all runs", problems[LineOutcome.NOT_FOUND]),
+            ("failed, all runs", problems[LineOutcome.FAILED]),
+        ]
+        for name, value in job:
+            table.add_row(name, f"{value:,}")
+        table.add_section()
     rows = [
-        ("resigned (confirmed by the call)", s.resigned),
-        ("resigned (found so by read-back)", s.resigned_by_readback),
-        ("not found", s.not_found),
-        ("failed", s.failed),
+        ("this run: resigned by the call", s.resigned),
+        ("this run: resigned, by read-back", s.resigned_by_readback),
+        ("this run: not found", s.not_found),
+        ("this run: failed", s.failed),
         ("requests", s.requests),
         ("retries", s.retries),
         ("throttled", s.throttled),

@@ -14,13 +14,13 @@ from pathlib import Path
 import anyio
 
 from bulkresign.batching import Ingest
-from bulkresign.cli import ExitCode, printable
+from bulkresign.cli import ExitCode, describe, operator_error, printable
 from bulkresign.cli.confirm import ask_count, load_exclude, preview, show_plan
 from bulkresign.cli.options import add_connection_options, add_input_options, input_spec_from_args
 from bulkresign.cli.records import Records, count_problems, print_summary, read_ingest_stats
 from bulkresign.config import Timeouts, load_credentials, resolve_host
 from bulkresign.digest import file_stamp
-from bulkresign.errors import ConfigError
+from bulkresign.errors import BulkResignError, ConfigError, LedgerMismatch
 from bulkresign.inputspec import InputSpec
 from bulkresign.job import JobConfig, JobInfo, JobOutcome, run_job
 from bulkresign.limiter import LimiterStats
@@ -210,19 +210,43 @@ def handle(args: argparse.Namespace) -> int:
     async def watch(stats: RunStats, limiter: Callable[[], LimiterStats]) -> None:
         await show_progress(stats, limiter, total=total)
 
-    outcome = anyio.run(
-        lambda: run_job(
-            cfg,
-            confirm=confirm,
-            events=records.events,
-            watch=None if args.no_progress else watch,
-            stamp=records.stamp,
+    live = RunStats()
+    try:
+        outcome = anyio.run(
+            lambda: run_job(
+                cfg,
+                confirm=confirm,
+                events=records.events,
+                stats=live,
+                watch=None if args.no_progress else watch,
+                stamp=records.stamp,
+            )
         )
-    )
+    except (BulkResignError, OSError, BaseExceptionGroup) as exc:
+        error = operator_error(exc)
+        if error is None or live.requests == 0 or isinstance(error, LedgerMismatch):
+            raise
+        # Calls were made, then a file failed (a full disk, a read-only remount): the ledger
+        # holds every intent it committed, so the next run reads back what was in flight.
+        print(f"bulkresign: error: {describe(error)}", file=sys.stderr)
+        print(
+            f"bulkresign: stopped after {live.requests:,} resign calls; once the cause is "
+            f"fixed, resume with: {resume_command(cfg)}",
+            file=sys.stderr,
+        )
+        return ExitCode.STOPPED
     if outcome is None:
         print("bulkresign: not confirmed; nothing was sent", file=sys.stderr)
         return ExitCode.USAGE
     return finish(cfg, args, outcome, records)
+
+
+def resume_command(cfg: JobConfig) -> str:
+    """This very command, with the state file named: what resumes the run."""
+    argv = sys.argv[1:]
+    if "--state" not in argv:
+        argv += ["--state", str(cfg.state)]
+    return f"bulkresign {shlex.join(argv)}"
 
 
 def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, records: Records) -> int:
@@ -230,12 +254,9 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
     ingest = read_ingest_stats(cfg.state)
     rejected = ingest.get("rejected", 0) if ingest else 0
     records.close(outcome)
-    print_summary(outcome, ingest, [cfg.state, records.log, records.journal])
+    print_summary(outcome, ingest, [cfg.state, records.log, records.journal], cfg.state)
     if not outcome.result.finished:
-        argv = sys.argv[1:]
-        if "--state" not in argv:
-            argv += ["--state", str(cfg.state)]
-        resume = f"bulkresign {shlex.join(argv)}"
+        resume = resume_command(cfg)
         bad = outcome.result.input_error
         if bad is not None:
             print(f"bulkresign: error: {printable(str(bad))}", file=sys.stderr)

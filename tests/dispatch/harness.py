@@ -84,5 +84,5 @@ class Harness:
             ledger.close()
 
     def ledger(self) -> Ledger:
-        """A fresh look at the ledger file."""
-        return Ledger.open(self.path, MANIFEST)
+        """A fresh look at the ledger file (made for the job if there is none yet)."""
+        return Ledger.open(self.path, None if self.path.exists() else MANIFEST)

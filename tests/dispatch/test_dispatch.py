@@ -162,7 +162,9 @@ class TestCrashAndResume:
         with pytest.raises(BaseExceptionGroup) as info:
             await harness.run(server, make_batches(ids), concurrency=2)
         assert info.group_contains(Crash)
-        assert any(r.state is BatchState.SENDING for r in harness.ledger().open_batches())
+        ledger = harness.ledger()
+        assert any(r.state is BatchState.SENDING for r in ledger.open_batches())
+        ledger.close()
         result = await harness.run(server, make_batches(ids), concurrency=2)
         assert result.finished
         assert_exactly_once(server, ids)

@@ -63,6 +63,22 @@ class TestOpening:
         assert ledger.pragma("journal_mode") == "wal"
         assert ledger.pragma("synchronous") == 2
 
+    def test_a_second_run_is_refused_while_the_first_holds_the_file(self, tmp_path: Path) -> None:
+        """Two runs on one state file would resend each other's batches: the second is refused."""
+        path = tmp_path / "run.state"
+        first = Ledger.open(path, manifest())
+        with pytest.raises(LedgerError, match="another bulkresign run is using"):
+            Ledger.open(path, manifest())
+        Ledger.open(path).close()  # read-only tools (status, report) still read it
+        first.close()
+        Ledger.open(path, manifest()).close()
+
+    def test_a_state_file_that_cannot_be_created_is_one_error(self, tmp_path: Path) -> None:
+        """A path the run cannot create: LedgerError naming the file, not a bare OSError."""
+        (tmp_path / "a-file").write_text("x")
+        with pytest.raises(LedgerError, match="cannot open the state file"):
+            Ledger.open(tmp_path / "a-file" / "run.state", manifest())
+
     def test_reopening_with_the_same_manifest_resumes(self, tmp_path: Path) -> None:
         """A state file reopened for the same run keeps its batches."""
         path = tmp_path / "run.state"

@@ -7,8 +7,11 @@ import hashlib
 import itertools
 import json
 import os
+import re
+import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -18,6 +21,7 @@ from bulkresign.cli import main, printable
 from bulkresign.digest import FileStamp, StreamDigest, file_stamp, hash_file
 from bulkresign.emulator import RunningServer, synthetic_user_id
 from bulkresign.errors import InputError, LedgerMismatch
+from bulkresign.ledger import Ledger, Manifest
 from bulkresign.source import InputReader
 
 USERS = [synthetic_user_id(i) for i in range(350)]
@@ -142,7 +146,6 @@ class TestStoppedAtTheBadSpot:
         with ids.open("rb") as stdin:
             monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
             assert main([*argv, "--canary", "1"]) == 3
-        before = oracle(server)["resigned_total"]
         ids.write_text("\n".join(["f" * 24, *USERS[:49], *USERS[200:250]]) + "\n")
         capsys.readouterr()
         with ids.open("rb") as stdin:
@@ -150,7 +153,31 @@ class TestStoppedAtTheBadSpot:
             assert main(argv) == 2
         err = capsys.readouterr().err
         assert "differ from those the earlier run read" in err and "Traceback" not in err
-        assert oracle(server)["resigned_total"] == before
+        assert not set(USERS[200:250]) & set(server.oracle()["resign_counts"])  # type: ignore[arg-type]
+
+    def test_a_stdin_resume_longer_than_the_stream_read_to_its_end_is_refused(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The first run read the stream to its end: a resume that finds more is refused."""
+        state = str(tmp_path / "stdin.bulkresign")
+        ids = tmp_path / "ids.txt"
+        ids.write_text("\n".join(["f" * 24, *USERS[:99]]) + "\n")
+        argv = ["run", "-", "--yes", "--no-progress", "--state", state]
+        with ids.open("rb") as stdin:
+            monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
+            assert main([*argv, "--max-errors", "0"]) == 3  # stops at the unknown ID
+        ids.write_text("\n".join(["f" * 24, *USERS[:99], *USERS[200:210]]) + "\n")
+        capsys.readouterr()
+        with ids.open("rb") as stdin:
+            monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
+            assert main(argv) == 2
+        assert "goes on past the" in capsys.readouterr().err
+        # The batches the ledger held may finish; nothing the first run never read is sent.
+        assert not set(USERS[200:210]) & set(server.oracle()["resign_counts"])  # type: ignore[arg-type]
 
 
 class TestPipes:
@@ -201,6 +228,83 @@ class TestFileStamp:
         fifo = tmp_path / "p"
         os.mkfifo(fifo)
         assert file_stamp("-") is None and file_stamp(str(fifo)) is None
+
+
+class TestOneRunAtATime:
+    def test_a_second_run_on_the_same_state_file_is_refused(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """While a run holds the state file, another is refused in one line before any call."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(USERS[:100]) + "\n")
+        state = tmp_path / "ids.txt.bulkresign"
+        other = Manifest("x", None, "user_id", "public-account", "h", "p", 50, "{}", "0", "00")
+        held = Ledger.open(state, other)  # what the first run holds while it runs
+        try:
+            assert main(run(path)) == 2
+        finally:
+            held.close()
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "another bulkresign run is using" in err[0]
+        assert "/api/v3/resign-public-account-batch" not in oracle(server)["requests"]  # type: ignore[operator]
+
+
+class TestFilesThatFail:
+    def test_a_log_that_cannot_be_created_is_one_line(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--log in a missing directory: exit 2, one line naming it, no resign call."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(USERS[:10]) + "\n")
+        assert main(run(path, "--log", str(tmp_path / "nowhere" / "run.log"))) == 2
+        err = capsys.readouterr().err
+        assert "nowhere/run.log" in err and "Traceback" not in err
+        assert oracle(server)["resigned_total"] == 0
+
+    def test_a_ledger_write_failing_mid_run_stops_it_resumably(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A full disk after some calls: exit 3 with the resume command; the rerun ends exact."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(USERS[:300]) + "\n")
+        calls = itertools.count()
+        finish = Ledger.finish_attempt
+
+        def filling(self: Ledger, *args: Any, **kwargs: Any) -> None:
+            if next(calls) == 2:
+                raise sqlite3.OperationalError("database or disk is full")
+            finish(self, *args, **kwargs)
+
+        monkeypatch.setattr(Ledger, "finish_attempt", filling)
+        assert main(run(path)) == 3
+        err = capsys.readouterr().err
+        assert "resume with:" in err and "Traceback" not in err
+        monkeypatch.setattr(Ledger, "finish_attempt", finish)
+        assert main(run(path)) == 0
+        summary = oracle(server)
+        assert summary["resigned_total"] == 300 and summary["max_resign_count"] == 1
+
+    def test_a_resumed_run_sums_up_the_whole_job(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The summary of a resume counts every run's IDs, apart from this run's share."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(["f" * 24, *USERS[:299]]) + "\n")
+        assert main(run(path, "--max-errors", "0")) == 3  # stops at the unknown ID
+        capsys.readouterr()
+        assert main(run(path)) == 1
+        err = capsys.readouterr().err
+        assert re.search(r"resigned, all runs\s*│\s*299\b", err)
+        assert re.search(r"not found, all runs\s*│\s*1\b", err)
+        assert re.search(r"this run: resigned by the call\s*│\s*(\d+)", err)
 
 
 class TestStreamDigest:
