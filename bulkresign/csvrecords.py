@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from bulkresign.errors import InputError
 from bulkresign.formats import ID_NAMES, Item, physical_lines, precheck, squash
 from bulkresign.inputspec import Format, InputSpec
-from bulkresign.source import LongLine, Piece
+from bulkresign.lines import LongLine, Piece
 from bulkresign.validate import RejectReason, SkipReason
 
 __all__ = ["CsvParser"]

@@ -19,8 +19,8 @@ import orjson
 
 from bulkresign.errors import ConfigError, InputError
 from bulkresign.inputspec import Format, InputSpec
+from bulkresign.lines import LongLine, Piece
 from bulkresign.models import IdType
-from bulkresign.source import LongLine, Piece
 from bulkresign.validate import RejectReason, SkipReason, preview_text
 
 __all__ = [

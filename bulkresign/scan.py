@@ -23,9 +23,10 @@ from bulkresign.fastpath import OBJECT_ID_LEN, split_hex_block
 from bulkresign.formats import Item, JsonlParser, classify_plain, plain_items
 from bulkresign.idkeys import id_keys
 from bulkresign.inputspec import Format, InputSpec
+from bulkresign.lines import Lines, Piece
 from bulkresign.models import IdType
 from bulkresign.readahead import read_ahead
-from bulkresign.source import InputReader, Lines, Piece
+from bulkresign.source import InputReader
 from bulkresign.tally import LineKind, Reject
 from bulkresign.validate import (
     Normalizer,

@@ -7,9 +7,8 @@ at ``\\n`` only — never ``str.splitlines``, which also splits at ``\\x0b``, ``
 ``\\u2028`` and would put line numbers out of step with the operator's editor
 (https://docs.python.org/3/library/stdtypes.html#str.splitlines).
 
-Lines come out in :class:`Lines` pieces of whole lines. A line longer than the limit that crosses a
-block boundary is never assembled: the reader keeps its first bytes and its length and skips the
-rest, so a 1 GB line costs one block of memory, and comes out as a :class:`LongLine`.
+Lines come out in :class:`~bulkresign.lines.Lines` pieces of whole lines, an over-long line as a
+:class:`~bulkresign.lines.LongLine` (:mod:`bulkresign.lines`).
 """
 
 from __future__ import annotations
@@ -19,24 +18,15 @@ import select
 import stat
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from types import TracebackType
 from typing import BinaryIO
 
 from bulkresign.decoding import BOM, FOREIGN, GZIP_MAGIC, binary_verdict, gunzip, prepend
 from bulkresign.digest import FileStamp, Prefix, StreamDigest
 from bulkresign.errors import InputError
-from bulkresign.validate import PREVIEW_BYTES
+from bulkresign.lines import Piece, cut_lines
 
-__all__ = [
-    "BLOCK_SIZE",
-    "FIRST_BLOCK",
-    "InputReader",
-    "Lines",
-    "LongLine",
-    "Piece",
-    "check_readable",
-]
+__all__ = ["BLOCK_SIZE", "FIRST_BLOCK", "InputReader", "check_readable"]
 
 #: Bytes read (and, for gzip, inflated) per step: large enough to amortize numpy's per-call cost.
 BLOCK_SIZE = 2 << 20
@@ -45,33 +35,6 @@ BLOCK_SIZE = 2 << 20
 FIRST_BLOCK = 64 << 10
 #: How much of the text is inspected to refuse binaries and to pick a format.
 SNIFF_BYTES = 8192
-
-
-@dataclass(frozen=True, slots=True)
-class Lines:
-    """Whole consecutive lines, each ending in ``\\n``; the first is line ``first_line``."""
-
-    first_line: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class LongLine:
-    """A line longer than the limit, never held whole.
-
-    ``head`` is its first ``PREVIEW_BYTES + 1`` bytes (the whole line, without a trailing ``\\r``,
-    when shorter); ``length`` counts its bytes without the line ending; ``blank`` and ``comment``
-    say whether it holds only spaces and tabs, or starts with ``#`` after them.
-    """
-
-    line: int
-    head: bytes
-    length: int
-    blank: bool
-    comment: bool
-
-
-Piece = Lines | LongLine
 
 
 def check_readable(path: str) -> None:
@@ -268,66 +231,9 @@ class InputReader:
 
     def pieces(self, limit: int) -> Iterator[Piece]:
         """Cut the text into lines of at most ``limit`` bytes (without ``\\n`` and one ``\\r``)."""
-        line = 1
-        carry = b""
-        long: _LongLine | None = None
+        return cut_lines(self._counted(), limit)
+
+    def _counted(self) -> Iterator[bytes]:
         for block in self._text:
             self.text_read += len(block)
-            if long is not None:
-                nl = block.find(b"\n")
-                if nl < 0:
-                    long.feed(block)
-                    continue
-                long.feed(block[:nl])
-                yield long.finish()
-                line += 1
-                long = None
-                block = block[nl + 1 :]
-            data = carry + block if carry else block
-            cut = data.rfind(b"\n") + 1
-            if cut:
-                whole = data if cut == len(data) else data[:cut]
-                yield Lines(line, whole)
-                line += whole.count(b"\n")
-            tail = data[cut:]
-            if len(tail) > limit + 1:  # too long whatever follows, even if it ends in \r
-                long = _LongLine(line, tail)
-                carry = b""
-            else:
-                carry = tail
-        if long is not None:
-            yield long.finish()
-        elif carry:
-            yield Lines(line, carry + b"\n")
-
-
-class _LongLine:
-    """The running summary of an over-long line: its head, length and first non-blank byte."""
-
-    def __init__(self, line: int, first: bytes) -> None:
-        self.line = line
-        self.head = b""
-        self.length = 0
-        self.first_sig: int | None = None
-        self.sig_pos = 0
-        self.last = 0
-        self.feed(first)
-
-    def feed(self, part: bytes) -> None:
-        if not part:
-            return
-        if self.first_sig is None:
-            rest = part.lstrip(b" \t")
-            if rest:
-                self.first_sig = rest[0]
-                self.sig_pos = self.length + len(part) - len(rest)
-        if len(self.head) <= PREVIEW_BYTES:
-            self.head = (self.head + part[: PREVIEW_BYTES + 1])[: PREVIEW_BYTES + 1]
-        self.length += len(part)
-        self.last = part[-1]
-
-    def finish(self) -> LongLine:
-        length = self.length - (self.last == 0x0D)
-        blank = self.first_sig is None or (self.first_sig == 0x0D and self.sig_pos == length)
-        head = self.head[:length] if self.length <= len(self.head) else self.head
-        return LongLine(self.line, head, length, blank, self.first_sig == ord("#"))
+            yield block

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from bulkresign.errors import InputError
+from bulkresign.lines import Lines, LongLine
 from bulkresign.scan import FIRST_CHUNK_LINES
-from bulkresign.source import BLOCK_SIZE, FIRST_BLOCK, InputReader, Lines, LongLine
+from bulkresign.source import BLOCK_SIZE, FIRST_BLOCK, InputReader
 from tests.ingest.helpers import Write, accounted, batches, drain, ingest, object_ids
 
 IDS = object_ids(6)
