@@ -165,11 +165,11 @@ async def run_job(
             meta = await anyio.to_thread.run_sync(ledger.meta)
             key, anchor = bytes.fromhex(meta["pseudonym_key"]), JournalAnchor.from_meta(meta)
             replaced = _replaced_input(meta, input_hash)
-            if replaced is not None and input_hash is not None:
-                await anyio.to_thread.run_sync(_rebind, ledger, input_hash)
             info = JobInfo(pool, resuming, cfg.state, key, anchor, replaced)
             if not await confirm(info):
                 return None
+            if replaced is not None and input_hash is not None:
+                await anyio.to_thread.run_sync(_rebind, ledger, input_hash)
             live = stats if stats is not None else RunStats()
             ckpt = Checkpointer(ledger, stamp)
             limiter = RateLimiter(cfg.rate, send_ahead=cfg.send_ahead)
@@ -220,7 +220,7 @@ async def run_job(
                 tg.cancel_scope.cancel()
             if live.ingest_done:
                 final = ingest.stats
-                await ckpt.write(lambda led: led.set_meta_json("ingest", final.as_dict()))
+                await ckpt.write(partial(_ingest_done, stats=final.as_dict()))
             return JobOutcome(result, live, pool, cfg.state)
         finally:
             with anyio.CancelScope(shield=True):
@@ -268,6 +268,12 @@ async def _record_hash(ckpt: Checkpointer, path: Path, stamp: FileStamp) -> None
     except InputError:
         return  # the ingest stops the run on the same change, naming the line it reached
     await ckpt.write(lambda led: led.set_meta("input_sha256", digest))
+
+
+def _ingest_done(led: Ledger, *, stats: dict[str, object]) -> None:
+    """The input was read to its end: its counts are final, and no input error stands."""
+    led.set_meta_json("ingest", stats)
+    led.set_meta("input_error", "")
 
 
 def _replaced_input(meta: Mapping[str, str], input_hash: str | None) -> str | None:
