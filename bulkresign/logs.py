@@ -12,7 +12,9 @@ renderer:
   keyed pseudonym, ``p:`` + the first 12 hex digits of HMAC-SHA256(run key, ID). The key is the
   run's (the ledger keeps it), so an operator holding the ledger can map a pseudonym back with
   :func:`pseudonym`; anyone holding only the log cannot. Free text is not searched for IDs: never
-  put an ID into an event name or message, only into an ID field.
+  put an ID into an event name or message, only into an ID field. Text we do not write — the
+  server's error message, which names an unknown ID — comes with the IDs it may name in
+  :data:`TEXT_IDS`, and each of those is replaced by its pseudonym in the event's text fields.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ __all__ = [
     "REDACTED",
     "SECRET_FIELDS",
     "SECRET_SUFFIXES",
+    "TEXT_IDS",
     "Pseudonymizer",
     "Redactor",
     "add_secret",
@@ -67,6 +70,10 @@ __all__ = [
 ID_FIELDS = frozenset(
     {"id", "ids", "userid", "userids", "value", "values", "email", "emails", "phone", "phones"}
 )
+
+#: An event field listing the IDs its free text may name (the server's message): they are
+#: pseudonymized there too, and the field itself is never written.
+TEXT_IDS = "text_ids"
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -105,9 +112,23 @@ class Pseudonymizer:
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         """Return the event with its ID fields pseudonymized."""
+        named = event_dict.pop(TEXT_IDS, None)
         if not self._enabled:
             return event_dict
+        if named:
+            event_dict = self._scrub(event_dict, named)
         return cast(EventDict, self._walk(event_dict))
+
+    def _scrub(self, event_dict: EventDict, ids: list[str]) -> EventDict:
+        """Replace each of ``ids`` in the event's text values by its pseudonym."""
+        out = dict(event_dict)
+        for name, value in event_dict.items():
+            if isinstance(value, str) and not _is_id_field(name):
+                for user_id in ids:
+                    if user_id and user_id in value:
+                        value = value.replace(user_id, pseudonym(self._key, user_id))
+                out[name] = value
+        return out
 
     def _walk(self, value: object) -> object:
         if isinstance(value, dict):

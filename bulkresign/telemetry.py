@@ -14,7 +14,7 @@ from typing import Any
 
 from bulkresign.audit import AuditJournal
 from bulkresign.errors import ApiError
-from bulkresign.logs import get_logger
+from bulkresign.logs import TEXT_IDS, get_logger
 from bulkresign.models import BatchState
 
 __all__ = ["JournalEvents", "LogEvents"]
@@ -72,6 +72,8 @@ class LogEvents:
     ) -> None:
         """Log ``attempt_finished`` with its outcome, latency and requestId."""
         fields = _outcome_fields(seq, attempt, kind, outcome, latency, error, request_id)
+        if error is not None and error.message:
+            fields[TEXT_IDS] = list(ids)  # "用户不存在: <the unknown ID>"
         self._log.info("attempt_finished", size=len(ids), **fields)
 
     def read_back(self, seq: int, ids: Sequence[str], why: str) -> None:

@@ -300,6 +300,20 @@ class TestPseudonyms:
         assert (event["request_id"], event["userpool_id"]) == ("req-1", "pool-1")
         assert "ann@example.com" not in log_path.read_text()
 
+    def test_ids_a_server_message_names_are_pseudonymized(
+        self, log_path: Path, read_events: Events
+    ) -> None:
+        """The server's text names an unknown ID: given in text_ids, it is replaced there."""
+        configure_logging(log_path, pseudonym_key=KEY)
+        get_logger().info(
+            "attempt_finished",
+            message="用户不存在: ghost@nowhere.org",
+            text_ids=["ghost@nowhere.org"],
+        )
+        [event] = read_events()
+        assert event["message"] == f"用户不存在: {pseudonym(KEY, 'ghost@nowhere.org')}"
+        assert "text_ids" not in event and "ghost@" not in log_path.read_text()
+
     def test_log_ids_turns_pseudonyms_off(self, log_path: Path, read_events: Events) -> None:
         """With log_ids=True the IDs are logged as given."""
         configure_logging(log_path, pseudonym_key=KEY, log_ids=True)
