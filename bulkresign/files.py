@@ -51,11 +51,16 @@ def open_private(path: Path, mode: Literal["w", "a", "wb", "ab"] = "w") -> IO[st
     An existing file keeps its content for ``"a"``/``"ab"`` and is truncated for ``"w"``/``"wb"``;
     either way it must already be private.
     """
-    flags = os.O_WRONLY | os.O_CREAT
-    flags |= os.O_APPEND if mode.startswith("a") else os.O_TRUNC
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else 0)
     fd = os.open(path, flags, PRIVATE_MODE)
     try:
+        # Checked on the open file, before anything in it is cut: a shared file is refused.
+        st = os.fstat(fd)
+        if st.st_size or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
+            check_private(path)
         os.fchmod(fd, PRIVATE_MODE)
+        if not mode.startswith("a"):
+            os.ftruncate(fd, 0)
     except BaseException:
         os.close(fd)
         raise

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bulkresign.errors import ConfigError
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.models import MAX_BATCH, IdType
 
-__all__ = ["add_connection_options", "add_input_options", "input_spec_from_args"]
+__all__ = ["add_connection_options", "add_input_options", "check_outputs", "input_spec_from_args"]
 
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
@@ -88,3 +89,15 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for a response (default 30)"
     )
+
+
+def check_outputs(spec: InputSpec, outputs: dict[str, Path | None]) -> None:
+    """Refuse an output that is the input or another output: one would overwrite the other."""
+    taken = {} if spec.path == "-" else {Path(spec.path).resolve(): "the input"}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        key = path.resolve()
+        if key in taken:
+            raise ConfigError(f"{path}: {option} names {taken[key]} too; choose another file")
+        taken[key] = option

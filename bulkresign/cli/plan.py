@@ -22,6 +22,7 @@ from bulkresign.cli import ExitCode
 from bulkresign.cli.options import (
     add_connection_options,
     add_input_options,
+    check_outputs,
     input_spec_from_args,
 )
 from bulkresign.files import open_private
@@ -63,6 +64,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def handle(args: argparse.Namespace) -> int:
     """Run the front half over the input and print its counts."""
     spec = input_spec_from_args(args)
+    check_outputs(spec, {"--rejects": args.rejects})
     with contextlib.ExitStack() as stack:
         on_reject: Callable[[Reject], None] | None = None
         if args.rejects is not None:

@@ -16,7 +16,12 @@ import anyio
 from bulkresign.batching import Ingest
 from bulkresign.cli import ExitCode, describe, operator_error, printable
 from bulkresign.cli.confirm import ask_count, load_exclude, preview, show_plan
-from bulkresign.cli.options import add_connection_options, add_input_options, input_spec_from_args
+from bulkresign.cli.options import (
+    add_connection_options,
+    add_input_options,
+    check_outputs,
+    input_spec_from_args,
+)
 from bulkresign.cli.records import Records, count_problems, print_summary, read_ingest_stats
 from bulkresign.config import Timeouts, load_credentials, resolve_host
 from bulkresign.digest import file_stamp
@@ -131,6 +136,9 @@ def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
     _positive("--rate", args.rate)
     _positive("--concurrency", args.concurrency)
     _positive("--timeout", args.timeout)
+    for name, value in (("--grace", args.grace), ("--reconcile-delay", args.reconcile_delay)):
+        if not value >= 0:
+            raise ConfigError(f"{name} must be 0 or more, not {value:g}")
     if spec.path == "-" and args.state is None:
         raise ConfigError("reading stdin: give --state FILE so the run can be resumed")
     if spec.path != "-":
@@ -157,16 +165,15 @@ def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
     )
 
 
-def check_outputs(spec: InputSpec, outputs: dict[str, Path | None]) -> None:
-    """Refuse an output that is the input or another output: one would overwrite the other."""
-    taken = {} if spec.path == "-" else {Path(spec.path).resolve(): "the input"}
-    for option, path in outputs.items():
-        if path is None:
-            continue
-        key = path.resolve()
-        if key in taken:
-            raise ConfigError(f"{path}: {option} names {taken[key]} too; choose another file")
-        taken[key] = option
+def check_report_path(path: Path | None) -> None:
+    """Refuse, before any call, a --report the run could not write at its end."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; --report names the report file")
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{path}: cannot write the report there (no such or no writable folder)")
 
 
 def check_head(cfg: JobConfig) -> None:
@@ -192,11 +199,14 @@ def handle(args: argparse.Namespace) -> int:
         cfg.spec,
         {
             "--state": cfg.state,
+            "the state file's -wal": Path(f"{cfg.state}-wal"),
+            "the state file's -shm": Path(f"{cfg.state}-shm"),
             "--log": records.log,
             "--journal": records.journal,
             "--report": args.report,
         },
     )
+    check_report_path(args.report)
     check_head(cfg)
     plan = preview(cfg, args)
     total = None if plan is None else plan.stats.accepted

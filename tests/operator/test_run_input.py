@@ -77,6 +77,39 @@ class TestRefusedBeforeAnything:
         assert path.read_bytes() == before
         assert oracle(server)["requests"] == {}
 
+    @pytest.mark.parametrize(
+        "extra",
+        [
+            ["--report", "{tmp}/nowhere/report.csv"],
+            ["--report", "{tmp}"],
+            ["--log", "{tmp}/ids.txt.bulkresign-wal"],
+            ["--grace", "-1"],
+            ["--reconcile-delay", "-1"],
+        ],
+        ids=["report-folder-missing", "report-is-a-folder", "log-is-the-wal", "grace", "delay"],
+    )
+    def test_options_the_run_could_not_honour_are_refused_first(
+        self, server: RunningServer, tmp_path: Path, extra: list[str]
+    ) -> None:
+        """A report it could not write at the end, a log on the ledger's WAL, a negative delay."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(USERS[:10]) + "\n")
+        assert main(run(path, *(e.format(tmp=tmp_path) for e in extra))) == 2
+        assert oracle(server)["requests"] == {}
+
+    def test_plan_refuses_rejects_naming_the_input_or_a_shared_file(self, tmp_path: Path) -> None:
+        """plan --rejects may not cut the input, nor take over a file others can read."""
+        path = tmp_path / "ids.txt"
+        path.write_text(f"{USERS[0]}\nnot-an-id\n")
+        before = path.read_bytes()
+        assert main(["plan", str(path), "--rejects", str(path)]) == 2
+        assert path.read_bytes() == before
+        shared = tmp_path / "rejects.csv"
+        shared.write_text("keep\n")
+        shared.chmod(0o644)
+        assert main(["plan", str(path), "--rejects", str(shared)]) == 2
+        assert shared.read_text() == "keep\n"
+
 
 class TestStoppedAtTheBadSpot:
     def test_a_bad_record_mid_file_stops_the_run_and_the_fixed_file_resumes(
