@@ -15,8 +15,10 @@ from rich.table import Table
 
 from bulkresign.audit import AuditJournal
 from bulkresign.chain import ANCHOR_KEY
+from bulkresign.errors import BulkResignError
 from bulkresign.events import Events, FanOut
 from bulkresign.job import JobConfig, JobInfo, JobOutcome
+from bulkresign.ledger import Ledger
 from bulkresign.logs import configure_logging, get_logger
 from bulkresign.models import LineOutcome
 from bulkresign.telemetry import JournalEvents, LogEvents
@@ -94,7 +96,26 @@ class Records:
         get_logger().info("run_ended", **fields)
         if self._journal is not None:
             self._journal.append("run_finished", durable=True, **fields)
+            anchor = self._journal.anchor()
             self._journal.close()
+            if anchor is not None:
+                self._anchor_end(anchor.as_json())
+
+    def _anchor_end(self, anchor: object) -> None:
+        """Anchor the journal's last line in the ledger, so no line of it can go unnoticed.
+
+        The commits anchor at most once a second: a short run's journal would otherwise be
+        anchored at its first line, and `audit verify --state` could not tell it was cut.
+        """
+        try:
+            ledger = Ledger.open(self.cfg.state)
+            try:
+                with ledger.transaction():
+                    ledger.set_meta_json(ANCHOR_KEY, anchor)
+            finally:
+                ledger.close()
+        except (BulkResignError, OSError) as exc:  # the run is over; say so, do not fail it
+            print(f"bulkresign: warning: the journal's end is not anchored: {exc}", file=sys.stderr)
 
 
 def read_ingest_stats(state: Path) -> dict[str, object] | None:

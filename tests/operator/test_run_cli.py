@@ -154,6 +154,21 @@ class TestRecords:
         assert anchor is not None and anchor.entries >= 1
         assert main(["audit", "verify", f"{state}.journal", "--state", str(state)]) == 0
 
+    def test_a_short_runs_journal_is_anchored_at_its_last_line(
+        self, server: RunningServer, ids_file: Path, tmp_path: Path
+    ) -> None:
+        """A run of under a second anchors its end: cutting any line of it shows under --state."""
+        state = tmp_path / "run.state"
+        journal = Path(f"{state}.journal")
+        assert main(run(ids_file, "--yes", "--state", str(state))) == 1
+        lines = journal.read_bytes().splitlines(keepends=True)
+        with sqlite3.connect(state) as conn:
+            (raw,) = conn.execute("SELECT value FROM meta WHERE key = 'journal_anchor'").fetchone()
+        anchor = JournalAnchor.from_json(json.loads(raw))
+        assert anchor is not None and anchor.entries == len(lines)
+        journal.write_bytes(b"".join(lines[:-1]))
+        assert main(["audit", "verify", str(journal), "--state", str(state)]) != 0
+
     def test_a_rerun_refuses_a_journal_cut_before_its_anchor(
         self,
         server: RunningServer,
