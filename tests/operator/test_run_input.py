@@ -41,6 +41,13 @@ def records(tmp_path: Path) -> list[str]:
     return sorted(p.name for p in tmp_path.iterdir() if ".bulkresign" in p.name)
 
 
+def from_stdin(monkeypatch: pytest.MonkeyPatch, source: Path, argv: list[str]) -> int:
+    """``main(argv)`` with the bytes of ``source`` on standard input."""
+    with source.open("rb") as stdin:
+        monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
+        return main(argv)
+
+
 def jsonl(ids: list[str]) -> list[str]:
     return [json.dumps({"user_id": i}) for i in ids]
 
@@ -164,53 +171,42 @@ class TestStoppedAtTheBadSpot:
         assert "batch 0 in the state file differs" in err and "Traceback" not in err
         assert oracle(server)["resigned_total"] == before
 
-    def test_a_stdin_resume_fed_other_bytes_after_the_recorded_batches_is_refused(
+    @pytest.mark.parametrize(
+        ("stop", "tail", "message"),
+        [
+            (["--canary", "1"], USERS[200:250], "differ from those the earlier run read"),
+            (["--max-errors", "0"], USERS[200:210], "goes on past the"),
+        ],
+        ids=["other-bytes-than-read", "longer-than-read-to-its-end"],
+    )
+    def test_a_stdin_resume_fed_other_bytes_is_refused(
         self,
         server: RunningServer,
         tmp_path: Path,
         capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch,
+        stop: list[str],
+        tail: list[str],
+        message: str,
     ) -> None:
-        """The stream differs only past what the ledger holds: refused where the first run read."""
-        state = str(tmp_path / "stdin.bulkresign")
-        ids = tmp_path / "ids.txt"
-        ids.write_text("\n".join(["f" * 24, *USERS[:99]]) + "\n")  # batch 0 fails the canary
-        argv = ["run", "-", "--yes", "--no-progress", "--state", state]
-        with ids.open("rb") as stdin:
-            monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
-            assert main([*argv, "--canary", "1"]) == 3
-        ids.write_text("\n".join(["f" * 24, *USERS[:49], *USERS[200:250]]) + "\n")
-        capsys.readouterr()
-        with ids.open("rb") as stdin:
-            monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
-            assert main(argv) == 2
-        err = capsys.readouterr().err
-        assert "differ from those the earlier run read" in err and "Traceback" not in err
-        assert not set(USERS[200:250]) & set(server.oracle()["resign_counts"])  # type: ignore[arg-type]
+        """Bytes past the ledger's batches that the first run read must come again, and no more.
 
-    def test_a_stdin_resume_longer_than_the_stream_read_to_its_end_is_refused(
-        self,
-        server: RunningServer,
-        tmp_path: Path,
-        capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch,
-    ) -> None:
-        """The first run read the stream to its end: a resume that finds more is refused."""
+        The first run stops at its unknown first ID: after batch 0 (--canary 1), having read
+        100 lines; or after reading the stream to its end (--max-errors 0).
+        """
         state = str(tmp_path / "stdin.bulkresign")
         ids = tmp_path / "ids.txt"
         ids.write_text("\n".join(["f" * 24, *USERS[:99]]) + "\n")
         argv = ["run", "-", "--yes", "--no-progress", "--state", state]
-        with ids.open("rb") as stdin:
-            monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
-            assert main([*argv, "--max-errors", "0"]) == 3  # stops at the unknown ID
-        ids.write_text("\n".join(["f" * 24, *USERS[:99], *USERS[200:210]]) + "\n")
+        assert from_stdin(monkeypatch, ids, [*argv, *stop]) == 3
+        kept = USERS[:49] if stop[0] == "--canary" else USERS[:99]
+        ids.write_text("\n".join(["f" * 24, *kept, *tail]) + "\n")
         capsys.readouterr()
-        with ids.open("rb") as stdin:
-            monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
-            assert main(argv) == 2
-        assert "goes on past the" in capsys.readouterr().err
+        assert from_stdin(monkeypatch, ids, argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
         # The batches the ledger held may finish; nothing the first run never read is sent.
-        assert not set(USERS[200:210]) & set(server.oracle()["resign_counts"])  # type: ignore[arg-type]
+        assert not set(tail) & set(server.oracle()["resign_counts"])  # type: ignore[arg-type]
 
 
 class TestPipes:
@@ -322,11 +318,7 @@ class TestFilesThatFail:
         assert summary["resigned_total"] == 300 and summary["max_resign_count"] == 1
 
     def test_a_resumed_run_sums_up_the_whole_job(
-        self,
-        server: RunningServer,
-        tmp_path: Path,
-        capsys: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch,
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """The summary of a resume counts every run's IDs, apart from this run's share."""
         path = tmp_path / "ids.txt"
