@@ -14,7 +14,8 @@ renderer:
   :func:`pseudonym`; anyone holding only the log cannot. Free text is not searched for IDs: never
   put an ID into an event name or message, only into an ID field. Text we do not write — the
   server's error message, which names an unknown ID — comes with the IDs it may name in
-  :data:`TEXT_IDS`, and each of those is replaced by its pseudonym in the event's text fields.
+  :data:`TEXT_IDS`, and each of those, and any user_id, is replaced by its pseudonym in the
+  event's ``message``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from secrets import token_bytes
@@ -75,6 +77,9 @@ ID_FIELDS = frozenset(
 #: pseudonymized there too, and the field itself is never written.
 TEXT_IDS = "text_ids"
 
+#: A GenAuth user_id inside free text (24 hex digits, not part of a longer token).
+_OBJECT_ID = re.compile(r"(?<![0-9A-Za-z])[0-9a-fA-F]{24}(?![0-9A-Za-z])")
+
 _LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -120,15 +125,19 @@ class Pseudonymizer:
         return cast(EventDict, self._walk(event_dict))
 
     def _scrub(self, event_dict: EventDict, ids: list[str]) -> EventDict:
-        """Replace each of ``ids`` in the event's text values by its pseudonym."""
-        out = dict(event_dict)
-        for name, value in event_dict.items():
-            if isinstance(value, str) and not _is_id_field(name):
-                for user_id in ids:
-                    if user_id and user_id in value:
-                        value = value.replace(user_id, pseudonym(self._key, user_id))
-                out[name] = value
-        return out
+        """Replace each of ``ids``, and any user_id, in the event's message by its pseudonym.
+
+        The server names the account by its user_id whatever ID type was sent ("不能重复离职:
+        <user_id>" for an email), so 24-hex tokens are hidden as well.
+        """
+        text = event_dict.get("message")
+        if not isinstance(text, str):
+            return event_dict
+        for user_id in ids:
+            if user_id and user_id in text:
+                text = text.replace(user_id, pseudonym(self._key, user_id))
+        text = _OBJECT_ID.sub(lambda m: pseudonym(self._key, m.group(0)), text)
+        return {**event_dict, "message": text}
 
     def _walk(self, value: object) -> object:
         if isinstance(value, dict):

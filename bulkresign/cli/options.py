@@ -91,13 +91,28 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def check_outputs(spec: InputSpec, outputs: dict[str, Path | None]) -> None:
-    """Refuse an output that is the input or another output: one would overwrite the other."""
-    taken = {} if spec.path == "-" else {Path(spec.path).resolve(): "the input"}
+def check_outputs(
+    spec: InputSpec, outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None
+) -> None:
+    """Refuse an output that is an input or another output: one would overwrite the other.
+
+    Files are compared by device and inode when they exist (a hard link or a symlink is the
+    same file), by resolved path when they do not yet.
+    """
+    named = {"the input": None if spec.path == "-" else Path(spec.path), **(inputs or {})}
+    taken = {_identity(path): what for what, path in named.items() if path is not None}
     for option, path in outputs.items():
         if path is None:
             continue
-        key = path.resolve()
+        key = _identity(path)
         if key in taken:
             raise ConfigError(f"{path}: {option} names {taken[key]} too; choose another file")
         taken[key] = option
+
+
+def _identity(path: Path) -> tuple[int, int] | Path:
+    try:
+        st = path.stat()
+    except OSError:
+        return path.resolve()
+    return (st.st_dev, st.st_ino)

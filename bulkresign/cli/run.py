@@ -205,6 +205,7 @@ def handle(args: argparse.Namespace) -> int:
             "--journal": records.journal,
             "--report": args.report,
         },
+        {"the --exclude file": args.exclude},
     )
     check_report_path(args.report)
     check_head(cfg)

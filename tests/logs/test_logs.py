@@ -314,6 +314,18 @@ class TestPseudonyms:
         assert event["message"] == f"用户不存在: {pseudonym(KEY, 'ghost@nowhere.org')}"
         assert "text_ids" not in event and "ghost@" not in log_path.read_text()
 
+    def test_a_user_id_a_server_message_names_is_pseudonymized(
+        self, log_path: Path, read_events: Events
+    ) -> None:
+        """The server names the account's user_id, not the email sent: it is hidden as well."""
+        configure_logging(log_path, pseudonym_key=KEY)
+        uid = "f2e74cbc3eff574bbc45333c"
+        get_logger().info(
+            "attempt_finished", message=f"不能重复离职: {uid}", text_ids=["ann@example.com"]
+        )
+        [event] = read_events()
+        assert event["message"] == f"不能重复离职: {pseudonym(KEY, uid)}"
+
     def test_log_ids_turns_pseudonyms_off(self, log_path: Path, read_events: Events) -> None:
         """With log_ids=True the IDs are logged as given."""
         configure_logging(log_path, pseudonym_key=KEY, log_ids=True)

@@ -104,6 +104,22 @@ class TestRefusedBeforeAnything:
         assert main(run(path, *(e.format(tmp=tmp_path) for e in extra))) == 2
         assert oracle(server)["requests"] == {}
 
+    def test_a_hard_link_to_the_input_or_the_exclude_list_is_refused(
+        self, server: RunningServer, tmp_path: Path
+    ) -> None:
+        """Outputs are compared by inode: a hard link of the input, or the --exclude file."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(USERS[:10]) + "\n")
+        path.chmod(0o600)
+        os.link(path, tmp_path / "run.log")
+        protect = tmp_path / "protect.txt"
+        protect.write_text(USERS[0] + "\n")
+        before = path.read_bytes()
+        assert main(run(path, "--log", str(tmp_path / "run.log"))) == 2
+        assert main(run(path, "--exclude", str(protect), "--report", str(protect))) == 2
+        assert path.read_bytes() == before and protect.read_text() == USERS[0] + "\n"
+        assert oracle(server)["requests"] == {}
+
     def test_plan_refuses_rejects_naming_the_input_or_a_shared_file(self, tmp_path: Path) -> None:
         """plan --rejects may not cut the input, nor take over a file others can read."""
         path = tmp_path / "ids.txt"
