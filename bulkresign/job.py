@@ -168,8 +168,6 @@ async def run_job(
             info = JobInfo(pool, resuming, cfg.state, key, anchor, replaced)
             if not await confirm(info):
                 return None
-            if replaced is not None and input_hash is not None:
-                await anyio.to_thread.run_sync(_rebind, ledger, input_hash)
             live = stats if stats is not None else RunStats()
             ckpt = Checkpointer(ledger, stamp)
             limiter = RateLimiter(cfg.rate, send_ahead=cfg.send_ahead)
@@ -207,6 +205,13 @@ async def run_job(
                     tg.start_soon(watch, live, lambda: limiter.stats)
                 batches = ingest.batches()
                 read_so_far = ingest.read_so_far if once else None
+                # An input the ledger is not bound to by hash — a pipe, a fixed input, or one
+                # whose first run stopped before its hash was recorded — shows that it holds the
+                # recorded batches before any send, and only then is the ledger bound to it.
+                unbound = once or replaced is not None or not meta.get("input_sha256")
+                rebind = None
+                if unbound and input_hash is not None:
+                    rebind = partial(_rebind, input_hash=input_hash)
                 if cfg.canary and not resuming:
                     await _canary(cfg, dispatcher, batches, read_so_far)
                 result = await run_pipeline(
@@ -216,6 +221,8 @@ async def run_job(
                     grace=cfg.grace,
                     signals=cfg.signals,
                     read_so_far=read_so_far,
+                    replay_first=resuming and unbound,
+                    replayed=rebind,
                 )
                 tg.cancel_scope.cancel()
             if live.ingest_done:
@@ -285,11 +292,10 @@ def _replaced_input(meta: Mapping[str, str], input_hash: str | None) -> str | No
     return None
 
 
-def _rebind(ledger: Ledger, input_hash: str) -> None:
-    """Bind the ledger to the fixed input; the replay checks every batch already recorded."""
-    with ledger.transaction():
-        ledger.set_meta("input_sha256", input_hash)
-        ledger.set_meta("input_error", "")
+def _rebind(ledger: Ledger, *, input_hash: str) -> None:
+    """Bind the ledger to the input, once it has replayed every recorded batch."""
+    ledger.set_meta("input_sha256", input_hash)
+    ledger.set_meta("input_error", "")
 
 
 def _options(spec: InputSpec, exclude: frozenset[str] = frozenset()) -> str:

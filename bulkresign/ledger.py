@@ -37,6 +37,7 @@ from bulkresign.records import (
     Manifest,
     check_manifest,
     join_ids,
+    join_lines,
     split_ids,
 )
 from bulkresign.sqlfile import Transaction, connect, lock_for_run
@@ -123,6 +124,17 @@ class Ledger:
     def _check(self, manifest: Manifest | None) -> None:
         check_manifest(self.path, self.meta(), manifest)
 
+    def in_place(self) -> bool:
+        """Whether the path still names the file this run locked (moved, replaced or deleted)."""
+        if self._lock is None:
+            return True
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        held = os.fstat(self._lock)
+        return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
     def close(self) -> None:
         """Close the connection (checkpointing the WAL), then let another run have the file."""
         self._conn.close()
@@ -177,7 +189,7 @@ class Ledger:
             (
                 batch.seq,
                 ids,
-                ",".join(map(str, batch.lines)),
+                join_lines(batch.lines),
                 BatchState.SENDING if intent else BatchState.PENDING,
                 1 if intent else 0,
                 now,
@@ -300,12 +312,12 @@ class Ledger:
         for row in cur:
             yield self._record(row)
 
-    def batch_texts(self, first: int, last: int) -> dict[int, str]:
-        """The stored ID text (:func:`join_ids`) of each batch numbered ``first`` to ``last``."""
+    def batch_texts(self, first: int, last: int) -> dict[int, tuple[str, str]]:
+        """Stored IDs and lines (:func:`join_ids`, :func:`join_lines`) of batches first..last."""
         rows = self._conn.execute(
-            "SELECT seq, ids FROM batches WHERE seq BETWEEN ? AND ?", (first, last)
+            "SELECT seq, ids, lines FROM batches WHERE seq BETWEEN ? AND ?", (first, last)
         )
-        return dict(rows.fetchall())
+        return {seq: (ids, lines) for seq, ids, lines in rows}
 
     def last_seq(self) -> int:
         """The highest recorded batch number, or -1."""

@@ -46,7 +46,7 @@ from bulkresign.dispatch import Dispatcher, WorkItem
 from bulkresign.errors import InputError, LedgerMismatch
 from bulkresign.ledger import BatchRecord, Ledger
 from bulkresign.models import Batch, BatchState
-from bulkresign.records import join_ids
+from bulkresign.records import join_ids, join_lines
 
 __all__ = ["CHUNK", "FIRST_CHUNK", "RunResult", "run_pipeline"]
 
@@ -81,11 +81,15 @@ async def run_pipeline(
     grace: float = 30.0,
     signals: bool = True,
     read_so_far: Callable[[], Prefix | None] | None = None,
+    replay_first: bool = False,
+    replayed: Callable[[Ledger], None] | None = None,
 ) -> RunResult:
     """Finish what the ledger holds open, then stream ``batches`` through the workers.
 
     ``read_so_far`` (for an input that can be read only once) is recorded with every commit of
-    new batches, so that a resume can tell whether it is fed the same bytes.
+    new batches, so that a resume can tell whether it is fed the same bytes. ``replay_first``
+    (a pipe, or an input replaced after an input error) reads the input past every recorded
+    batch, checking each, before the open ones are sent; ``replayed`` is then posted.
     """
     ckpt = dispatcher.checkpoint
     open_items = await ckpt.read(lambda led: led.open_batches())
@@ -94,34 +98,61 @@ async def run_pipeline(
     mismatch: list[LedgerMismatch] = []
     input_error: list[InputError] = []
 
+    size = FIRST_CHUNK
+    seen = -1  # the highest batch number the input has given so far
+
+    async def take() -> list[Batch]:
+        """The input's next chunk of batches; the ones the ledger holds are checked, not new."""
+        nonlocal size, seen
+        chunk = await anyio.to_thread.run_sync(_take, batches, size)
+        size = min(CHUNK, size * 4)
+        if chunk:
+            seen = chunk[-1].seq
+            stats.batches_planned += len(chunk)
+            stats.accepted += sum(len(b.ids) for b in chunk)
+            old = [b for b in chunk if b.seq <= last_seq]
+            if old:
+                await _check_known(ckpt, old)
+                stats.skipped_done += sum(len(b.ids) for b in old)
+        return chunk
+
+    async def replay() -> list[Batch]:
+        """Read the input past every batch the ledger holds, checking each, before any send."""
+        while chunk := await take():
+            if chunk[-1].seq > last_seq:
+                break
+        if seen < last_seq:
+            raise LedgerMismatch(
+                f"the input ends after batch {seen}, but the state file holds batches up to "
+                f"{last_seq}: the input changed since the run began"
+            )
+        if replayed is not None:
+            ckpt.post(replayed)
+        return chunk
+
     async def produce(send: MemoryObjectSendStream[WorkItem]) -> None:
         async with send:
             try:
+                # A replaced input, or a pipe, must first show that it holds the recorded batches.
+                chunk = await replay() if replay_first else None
                 for rec in open_items:
                     read_first = rec.state in (BatchState.SENDING, BatchState.IN_DOUBT)
                     await send.send(WorkItem(rec, read_first))
-                size = FIRST_CHUNK
                 while not dispatcher.stopping.is_set():
-                    chunk = await anyio.to_thread.run_sync(_take, batches, size)
-                    size = min(CHUNK, size * 4)
+                    chunk = chunk if chunk is not None else await take()
                     if not chunk:
                         stats.ingest_done = True
                         if read_so_far is not None and (read := read_so_far()) is not None:
                             ckpt.post(lambda led: led.set_meta("input_prefix", read.as_meta()))
                         return
-                    stats.batches_planned += len(chunk)
-                    stats.accepted += sum(len(b.ids) for b in chunk)
-                    old = [b for b in chunk if b.seq <= last_seq]
                     new = [b for b in chunk if b.seq > last_seq]
-                    if old:
-                        await _check_known(ckpt, old)
-                        stats.skipped_done += sum(len(b.ids) for b in old)
+                    chunk = None
                     if new:
                         # Listed first: if this task is cancelled while the commit lands, the
                         # intents are still withdrawn (withdrawing one never written is a no-op).
                         dispatcher.unsent.update(b.seq for b in new)
-                        seen = read_so_far() if read_so_far is not None else None
-                        await ckpt.write(partial(_add, batches=new, read=seen))
+                        where = read_so_far() if read_so_far is not None else None
+                        await ckpt.write(partial(_add, batches=new, read=where))
                         crash_point("after_batch_insert")
                     for b in new:
                         if dispatcher.stopping.is_set():
@@ -135,11 +166,12 @@ async def run_pipeline(
                 dispatcher.stop(str(exc))
             except InputError as exc:
                 # What was read before the bad spot is recorded and finishes; nothing after it
-                # is sent. The note lets the next run take the fixed input (bulkresign.job).
+                # is sent. The note lets the next run take the fixed input (bulkresign.job); the
+                # bytes read ahead of the bad spot are no longer a prefix the fixed one must repeat.
                 note = str(exc)
                 input_error.append(exc)
                 dispatcher.stop(f"input error: {note}")
-                ckpt.post(lambda led: led.set_meta("input_error", note))
+                ckpt.post(partial(_note_input_error, note=note))
 
     async def work(recv: MemoryObjectReceiveStream[WorkItem]) -> None:
         async with recv:
@@ -152,7 +184,7 @@ async def run_pipeline(
         async with anyio.create_task_group() as outer:
             if signals:
                 outer.start_soon(_watch_signals, dispatcher, outer.cancel_scope, grace)
-            outer.start_soon(_flush_periodically, ckpt)
+            outer.start_soon(_flush_periodically, dispatcher)
             async with anyio.create_task_group() as workers:
                 # Room for a chunk beyond one item per worker: the workers still have a chunk's
                 # worth to send while the producer commits the next chunk's intents (an fsync).
@@ -204,6 +236,11 @@ def _take(batches: Iterator[Batch], n: int) -> list[Batch]:
     return list(islice(batches, n))
 
 
+def _note_input_error(led: Ledger, *, note: str) -> None:
+    led.set_meta("input_error", note)
+    led.set_meta("input_prefix", "")
+
+
 def _add(led: Ledger, *, batches: list[Batch], read: Prefix | None) -> None:
     for b in batches:
         led.add_batch(b, intent=True)
@@ -211,9 +248,17 @@ def _add(led: Ledger, *, batches: list[Batch], read: Prefix | None) -> None:
         led.set_meta("input_prefix", read.as_meta())
 
 
-async def _flush_periodically(ckpt: Checkpointer) -> None:
+async def _flush_periodically(dispatcher: Dispatcher) -> None:
+    ckpt = dispatcher.checkpoint
     while True:
         await anyio.sleep(FLUSH_EVERY)
+        # A state file moved away mid-run leaves its WAL behind under the old name, and the
+        # next run at that path would start the job afresh: stop at once, and say so.
+        if not ckpt.ledger.in_place():
+            dispatcher.stop(
+                f"{ckpt.ledger.path}: the state file was moved, replaced or deleted while the run "
+                "used it; put it back, with its -wal and -shm files, before resuming"
+            )
         if ckpt.queued:
             await ckpt.flush()
 
@@ -236,7 +281,7 @@ async def _check_known(ckpt: Checkpointer, batches: list[Batch]) -> None:
     """Batches an earlier run recorded must come out of the input exactly as recorded."""
     stored = await ckpt.read(lambda led: led.batch_texts(batches[0].seq, batches[-1].seq))
     for b in batches:
-        if stored.get(b.seq) != join_ids(b.ids):
+        if stored.get(b.seq) != (join_ids(b.ids), join_lines(b.lines)):
             raise LedgerMismatch(
                 f"batch {b.seq} in the state file differs from the input's batch {b.seq}: "
                 "the input changed since the run began"

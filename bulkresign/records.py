@@ -21,6 +21,7 @@ __all__ = [
     "Manifest",
     "check_manifest",
     "join_ids",
+    "join_lines",
     "split_ids",
 ]
 
@@ -146,6 +147,11 @@ class BatchRecord:
 def join_ids(ids: Sequence[str]) -> str:
     """IDs as the ledger stores them: one text, ``\n``-separated (no valid ID holds one)."""
     return "\n".join(ids)
+
+
+def join_lines(lines: Sequence[int]) -> str:
+    """A batch's line numbers as the ledger stores them: comma-separated."""
+    return ",".join(map(str, lines))
 
 
 def split_ids(text: str) -> tuple[str, ...]:

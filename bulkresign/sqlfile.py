@@ -38,6 +38,10 @@ def lock_for_run(path: Path) -> int:
     except OSError:
         os.close(fd)
         raise
+    held, named = os.fstat(fd), os.stat(path)
+    if (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino):
+        os.close(fd)  # replaced between the open and the lock: another run's doing
+        raise LedgerError(f"{path}: the state file was replaced while it was opened; run again")
     return fd
 
 

@@ -119,12 +119,19 @@ class Records:
 
 
 def read_ingest_stats(state: Path) -> dict[str, object] | None:
-    """The ingest counts the ledger recorded once the input was read to its end."""
-    conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+    """The ingest counts the ledger recorded once the input was read to its end.
+
+    ``None`` as well when the state file cannot be read any more (moved away mid-run: the
+    run's stop reason says so).
+    """
     try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'ingest'").fetchone()
-    finally:
-        conn.close()
+        conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'ingest'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
     return None if row is None else dict(orjson.loads(row[0]))
 
 

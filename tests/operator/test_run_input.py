@@ -10,6 +10,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,54 @@ class TestStoppedAtTheBadSpot:
         summary = oracle(server)
         assert summary["resigned_total"] == 350 and summary["max_resign_count"] == 1
 
+    def test_a_fixed_input_is_checked_before_the_open_batches_are_sent(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A 'fix' dropping an ID of a recorded, unsent batch: refused, nothing sent, not stuck."""
+        path = tmp_path / "ids.jsonl"
+        lines = [*jsonl(USERS[:300]), *[""] * 5000, '{"user_id": 5}', *jsonl(USERS[300:])]
+        path.write_text("\n".join(lines) + "\n")
+        # One worker at 1/s: the bad record stops the run in its first second, leaving some of
+        # the first chunk's four batches (IDs 0-199) recorded and unsent.
+        assert main(run(path, "--rate", "1", "--concurrency", "1")) == 3
+        before = server.oracle()["resign_counts"]
+        assert isinstance(before, dict) and len(before) < 200
+        dropped = next(u for u in USERS[:200] if u not in before)
+        bad = [line for line in lines if dropped not in line]
+        bad[bad.index('{"user_id": 5}')] = ""
+        path.write_text("\n".join(bad) + "\n")
+        capsys.readouterr()
+        assert main(run(path)) == 2
+        assert "differs" in capsys.readouterr().err
+        assert server.oracle()["resign_counts"] == before
+        lines[lines.index('{"user_id": 5}')] = ""
+        path.write_text("\n".join(lines) + "\n")
+        assert main(run(path)) == 0  # the right fix is still accepted
+        summary = oracle(server)
+        assert summary["resigned_total"] == 350 and summary["max_resign_count"] == 1
+
+    @pytest.mark.parametrize("change", ["shorter", "shifted"])
+    def test_a_fixed_input_must_hold_every_recorded_batch_where_it_was(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        change: str,
+    ) -> None:
+        """Recorded batches missing from the fixed input, or on other lines: refused first."""
+        path = tmp_path / "ids.jsonl"
+        lines = [*jsonl(USERS[:300]), *[""] * 5000, '{"user_id": 5}']
+        path.write_text("\n".join(lines) + "\n")
+        assert main(run(path, "--rate", "1")) == 3
+        before = server.oracle()["resign_counts"]
+        fixed = lines[:100] if change == "shorter" else ["", *lines[:-1]]
+        path.write_text("\n".join(fixed) + "\n")
+        capsys.readouterr()
+        assert main(run(path)) == 2
+        err = capsys.readouterr().err
+        assert ("input ends after batch" if change == "shorter" else "differs") in err
+        assert server.oracle()["resign_counts"] == before
+
     def test_a_changed_input_without_an_input_error_is_still_refused(
         self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -226,6 +275,22 @@ class TestStoppedAtTheBadSpot:
 
 
 class TestPipes:
+    def test_a_piped_input_that_failed_resumes_with_the_fixed_stream(
+        self, server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Bytes read ahead past the bad spot are not a prefix the fixed stream must repeat."""
+        state = str(tmp_path / "stdin.bulkresign")
+        ids = tmp_path / "ids.jsonl"
+        lines = [*jsonl(USERS[:300]), *[""] * 5000, '{"user_id": 5}', *jsonl(USERS[300:])]
+        ids.write_text("\n".join(lines) + "\n")
+        argv = ["run", "-", "--format", "jsonl", "--yes", "--no-progress", "--state", state]
+        assert from_stdin(monkeypatch, ids, argv) == 3
+        lines[lines.index('{"user_id": 5}')] = ""
+        ids.write_text("\n".join(lines) + "\n")
+        assert from_stdin(monkeypatch, ids, argv) == 0
+        summary = oracle(server)
+        assert summary["resigned_total"] == 350 and summary["max_resign_count"] == 1
+
     def test_a_named_pipe_is_read_once(self, server: RunningServer, tmp_path: Path) -> None:
         """A FIFO cannot be read twice: the run hashes what it reads and finishes."""
         fifo = tmp_path / "ids.fifo"
@@ -346,6 +411,28 @@ class TestFilesThatFail:
         assert re.search(r"resigned, all runs\s*│\s*299\b", err)
         assert re.search(r"not found, all runs\s*│\s*1\b", err)
         assert re.search(r"this run: resigned by the call\s*│\s*(\d+)", err)
+
+    def test_a_state_file_moved_away_mid_run_stops_it(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Renaming the ledger under a run stops the run (exit 3) and says to put it back."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(USERS[:350]) + "\n")
+        state = tmp_path / "ids.txt.bulkresign"
+
+        def move_after_the_first_call() -> None:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not oracle(server)["resigned_total"]:
+                time.sleep(0.01)
+            state.rename(tmp_path / "moved.bulkresign")
+
+        mover = threading.Thread(target=move_after_the_first_call, daemon=True)
+        mover.start()
+        assert main(run(path, "--rate", "3", "--concurrency", "1")) == 3
+        mover.join(timeout=10)
+        err = capsys.readouterr().err
+        assert "was moved, replaced or deleted" in err and "Traceback" not in err
+        assert oracle(server)["resigned_total"] < 350  # type: ignore[operator]
 
 
 class TestStreamDigest:
