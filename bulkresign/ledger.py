@@ -312,12 +312,17 @@ class Ledger:
         for row in cur:
             yield self._record(row)
 
-    def batch_texts(self, first: int, last: int) -> dict[int, tuple[str, str]]:
-        """Stored IDs and lines (:func:`join_ids`, :func:`join_lines`) of batches first..last."""
+    def batch_texts(
+        self, first: int, last: int, *, lines: bool = True
+    ) -> dict[int, tuple[str, str]]:
+        """Stored IDs and lines (:func:`join_ids`, :func:`join_lines`; lines ``""`` unless
+        ``lines``) of the batches numbered ``first`` to ``last``."""
+        column = "lines" if lines else "''"
         rows = self._conn.execute(
-            "SELECT seq, ids, lines FROM batches WHERE seq BETWEEN ? AND ?", (first, last)
+            f"SELECT seq, ids, {column} FROM batches WHERE seq BETWEEN ? AND ?",  # noqa: S608 - a constant
+            (first, last),
         )
-        return {seq: (ids, lines) for seq, ids, lines in rows}
+        return {seq: (ids, text) for seq, ids, text in rows}
 
     def last_seq(self) -> int:
         """The highest recorded batch number, or -1."""
