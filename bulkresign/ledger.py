@@ -15,7 +15,6 @@ Why FULL and not NORMAL: see :mod:`bulkresign.sqlfile`.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -40,7 +39,7 @@ from bulkresign.records import (
     join_lines,
     split_ids,
 )
-from bulkresign.sqlfile import Transaction, connect, lock_for_run
+from bulkresign.sqlfile import RunLock, Transaction, connect
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -59,7 +58,7 @@ class Ledger:
     :class:`bulkresign.checkpoint.Checkpointer` wraps it for the event loop and groups commits.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, lock: int | None = None) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path, lock: RunLock | None = None) -> None:
         self._conn = conn
         self.path = path
         self._lock = lock
@@ -77,7 +76,7 @@ class Ledger:
         exists = path.exists()
         if not exists and manifest is None:
             raise LedgerError(f"{path}: no such state file")
-        lock: int | None = None
+        lock: RunLock | None = None
         try:
             if exists:
                 if path.is_dir():
@@ -86,7 +85,7 @@ class Ledger:
             else:
                 ensure_private(path)
             if manifest is not None:  # a run: the only writer (read-only tools never lock)
-                lock = lock_for_run(path)
+                lock = RunLock(path)
         except OSError as exc:
             raise LedgerError(f"{path}: cannot open the state file ({exc.strerror})") from None
         try:
@@ -97,11 +96,11 @@ class Ledger:
                 raise LedgerError(f"{path}: not a bulkresign state file")
             else:
                 ledger._create(manifest)
-        except sqlite3.DatabaseError as exc:
-            _unlock(lock)
-            raise LedgerError(f"{path}: not a usable state file ({exc})") from exc
-        except BaseException:
-            _unlock(lock)
+        except BaseException as exc:
+            if lock is not None:
+                lock.release()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise LedgerError(f"{path}: not a usable state file ({exc})") from exc
             raise
         return ledger
 
@@ -126,20 +125,13 @@ class Ledger:
 
     def in_place(self) -> bool:
         """Whether the path still names the file this run locked (moved, replaced or deleted)."""
-        if self._lock is None:
-            return True
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return False
-        held = os.fstat(self._lock)
-        return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+        return self._lock is None or self._lock.in_place()
 
     def close(self) -> None:
         """Close the connection (checkpointing the WAL), then let another run have the file."""
         self._conn.close()
-        _unlock(self._lock)
-        self._lock = None
+        if self._lock is not None:
+            self._lock.release()
 
     # --- transactions and meta -------------------------------------------------------------
 
@@ -346,8 +338,3 @@ class Ledger:
     def pragma(self, name: str) -> object:
         """Read a PRAGMA (tests check ``journal_mode`` and ``synchronous``)."""
         return self._conn.execute(f"PRAGMA {name}").fetchone()[0]
-
-
-def _unlock(lock: int | None) -> None:
-    if lock is not None:
-        os.close(lock)  # closing the only descriptor of the open file releases its flock

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from bulkresign.errors import LedgerError
 
-__all__ = ["Transaction", "connect", "lock_for_run"]
+__all__ = ["RunLock", "Transaction", "connect"]
 
 
-def lock_for_run(path: Path) -> int:
-    """Take the run's exclusive lock on the state file; the returned descriptor holds it.
+class RunLock:
+    """The run's exclusive lock on its state file, held by an open descriptor of the file.
 
     Two runs on one ledger would each read back and resend the other's batches in flight, so a
     second run is refused while the first holds the lock. ``flock`` locks belong to the open file
@@ -26,23 +26,39 @@ def lock_for_run(path: Path) -> int:
     ``fcntl`` byte ranges, which ``flock`` does not touch on Linux
     (https://man7.org/linux/man-pages/man2/flock.2.html).
     """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise LedgerError(
-            f"{path}: another bulkresign run is using this state file; wait for it to end "
-            "(or stop it), then run again"
-        ) from None
-    except OSError:
-        os.close(fd)
-        raise
-    held, named = os.fstat(fd), os.stat(path)
-    if (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino):
-        os.close(fd)  # replaced between the open and the lock: another run's doing
-        raise LedgerError(f"{path}: the state file was replaced while it was opened; run again")
-    return fd
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.release()
+            raise LedgerError(
+                f"{path}: another bulkresign run is using this state file; wait for it to end "
+                "(or stop it), then run again"
+            ) from None
+        except BaseException:
+            self.release()
+            raise
+        if not self.in_place():  # replaced between the open and the lock: another run's doing
+            self.release()
+            raise LedgerError(f"{path}: the state file was replaced while it was opened; run again")
+
+    def in_place(self) -> bool:
+        """Whether the path still names the locked file (not moved, replaced or deleted)."""
+        try:
+            named = os.stat(self.path)
+        except OSError:
+            return False
+        held = os.fstat(self._fd)
+        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+    def release(self) -> None:
+        """Close the descriptor, which releases the lock (once; later calls do nothing)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def connect(path: Path, *, durable: bool = True) -> sqlite3.Connection:
