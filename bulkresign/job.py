@@ -203,7 +203,7 @@ async def run_job(
                     tg.start_soon(_record_hash, ckpt, path, input_stamp)
                 if watch is not None:
                     tg.start_soon(watch, live, lambda: limiter.stats)
-                batches = ingest.batches()
+                batches: Iterator[Batch] = ingest.batches()
                 read_so_far = ingest.read_so_far if once else None
                 # An input the ledger is not bound to by hash — a pipe, a fixed input, or one
                 # whose first run stopped before its hash was recorded — shows that it holds the
@@ -212,8 +212,10 @@ async def run_job(
                 rebind = None
                 if unbound and input_hash is not None:
                     rebind = partial(_rebind, input_hash=input_hash)
-                if cfg.canary and not resuming:
-                    await _canary(cfg, dispatcher, batches, read_so_far)
+                # Until a batch is recorded nothing was sent: a declined or failed start
+                # leaves a state file, and the canary still comes first.
+                if cfg.canary and await ckpt.read(lambda led: led.last_seq()) < 0:
+                    batches = await _canary(cfg, dispatcher, batches, read_so_far)
                 result = await run_pipeline(
                     batches,
                     dispatcher,
@@ -239,9 +241,18 @@ async def _canary(
     dispatcher: Dispatcher,
     batches: Iterator[Batch],
     read_so_far: Callable[[], Prefix | None] | None,
-) -> None:
-    """The first batches one at a time; any that does not end DONE stops the run."""
-    head = list(islice(batches, cfg.canary))
+) -> Iterator[Batch]:
+    """The first batches one at a time; any that does not end DONE stops the run.
+
+    Returns the rest of the input; an input error met among the first batches is raised by the
+    rest, so that the pipeline stops on it as it would anywhere else.
+    """
+    head: list[Batch] = []
+    rest: Iterator[Batch] = batches
+    try:
+        head.extend(islice(batches, cfg.canary))
+    except InputError as exc:
+        rest = _Failing(exc)
     await run_pipeline(
         iter(head),
         dispatcher,
@@ -256,7 +267,18 @@ async def _canary(
         if rec is None or rec.state is not BatchState.DONE:
             state = "unsent" if rec is None else rec.state
             dispatcher.stop(f"canary: batch {seq} ended {state}, not done")
-            return
+            break
+    return rest
+
+
+class _Failing(Iterator[Batch]):
+    """An input that has failed: every next batch raises its error."""
+
+    def __init__(self, error: InputError) -> None:
+        self.error = error
+
+    def __next__(self) -> Batch:
+        raise self.error
 
 
 def _record_exclude(ledger: Ledger, exclude: frozenset[str]) -> None:

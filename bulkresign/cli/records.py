@@ -135,22 +135,29 @@ def read_ingest_stats(state: Path) -> dict[str, object] | None:
     return None if row is None else dict(orjson.loads(row[0]))
 
 
-def count_problems(state: Path) -> int:
-    """IDs the whole job (every run on this state file) recorded not_found or failed."""
+def count_problems(state: Path) -> int | None:
+    """IDs the whole job (every run on this state file) recorded not_found or failed.
+
+    ``None`` when the state file cannot be read any more (moved away as the run ended).
+    """
     problems = problem_counts(state)
-    return problems[LineOutcome.NOT_FOUND] + problems[LineOutcome.FAILED]
+    return None if problems is None else sum(problems.values())
 
 
-def problem_counts(state: Path) -> dict[LineOutcome, int]:
-    """IDs the whole job recorded not_found and failed (a small table: no pass over batches)."""
-    conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+def problem_counts(state: Path) -> dict[LineOutcome, int] | None:
+    """IDs the whole job recorded not_found and failed (a small table: no pass over batches);
+    ``None`` when the state file cannot be read."""
     try:
-        rows = conn.execute(
-            "SELECT outcome, count(*) FROM id_outcomes "
-            "WHERE outcome IN ('not_found', 'failed') GROUP BY outcome"
-        ).fetchall()
-    finally:
-        conn.close()
+        conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+        try:
+            rows = conn.execute(
+                "SELECT outcome, count(*) FROM id_outcomes "
+                "WHERE outcome IN ('not_found', 'failed') GROUP BY outcome"
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
     counts = {LineOutcome(o): int(n) for o, n in rows}
     return {o: counts.get(o, 0) for o in (LineOutcome.NOT_FOUND, LineOutcome.FAILED)}
 
@@ -168,8 +175,8 @@ def print_summary(
     if ingest is not None:
         for key in ("lines", "accepted", "duplicates", "rejected", "skipped", "excluded"):
             table.add_row(f"input {key}", f"{ingest.get(key, 0):,}")
-    if ingest is not None and outcome.result.finished:
-        problems = problem_counts(state)
+    problems = problem_counts(state) if ingest is not None and outcome.result.finished else None
+    if ingest is not None and problems is not None:
         accepted = int(ingest.get("accepted", 0))  # type: ignore[call-overload]
         job = [
             ("resigned, all runs", accepted - sum(problems.values())),

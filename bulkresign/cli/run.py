@@ -272,8 +272,8 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
         if bad is not None:
             print(f"bulkresign: error: {printable(str(bad))}", file=sys.stderr)
             print(
-                "bulkresign: stopped at an input error: what came before it is done or "
-                f"recorded; fix the input, then resume with: {resume}",
+                "bulkresign: stopped at an input error: nothing read past it was sent; fix "
+                f"the input, then resume with: {resume}",
                 file=sys.stderr,
             )
             return ExitCode.USAGE if outcome.stats.requests == 0 else ExitCode.STOPPED
@@ -286,6 +286,9 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
     if args.report is not None:
         write_report(cfg.state, args.report, exclude=cfg.exclude)
         print(f"bulkresign: report written to {args.report}", file=sys.stderr)
-    if rejected or count_problems(cfg.state):  # over every run of the job, not just this one
+    problems = count_problems(cfg.state)  # over every run of the job, not just this one
+    if problems is None:  # the state file went away as the run ended: this run's own count
+        problems = outcome.stats.not_found + outcome.stats.failed
+    if rejected or problems:
         return ExitCode.PROBLEMS
     return ExitCode.OK

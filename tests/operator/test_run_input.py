@@ -4,6 +4,7 @@ stopped at the bad spot and resumed once the input is fixed — one line each ti
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -19,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bulkresign.cli import main, printable
+from bulkresign.cli.records import count_problems, read_ingest_stats
 from bulkresign.digest import FileStamp, StreamDigest, file_stamp, hash_file
 from bulkresign.emulator import RunningServer, synthetic_user_id
 from bulkresign.errors import InputError, LedgerMismatch
@@ -433,6 +435,53 @@ class TestFilesThatFail:
         err = capsys.readouterr().err
         assert "was moved, replaced or deleted" in err and "Traceback" not in err
         assert oracle(server)["resigned_total"] < 350  # type: ignore[operator]
+
+    def test_the_end_of_run_reads_survive_a_vanished_state_file(self, tmp_path: Path) -> None:
+        """Moved away as the run ended: the counts are unknown (None), not a crash."""
+        gone = tmp_path / "gone.bulkresign"
+        assert read_ingest_stats(gone) is None and count_problems(gone) is None
+
+
+class TestCanary:
+    def test_an_input_error_met_by_the_canary_stops_the_run_as_anywhere_else(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The canary reads into the bad record: its batches go, then the input-error stop."""
+        path = tmp_path / "ids.jsonl"
+        # Blank lines put the bad record past the first batch the run checks before it starts.
+        lines = [*jsonl(USERS[:100]), *[""] * 3000, '{"user_id": 5}', *jsonl(USERS[100:150])]
+        path.write_text("\n".join(lines) + "\n")
+        assert main(run(path, "--canary", "3")) == 3
+        err = capsys.readouterr().err
+        assert "fix the input" in err and "Traceback" not in err
+        assert oracle(server)["resigned_total"] == 100  # the two batches before it
+        lines[3100] = ""
+        path.write_text("\n".join(lines) + "\n")
+        assert main(run(path, "--canary", "3")) == 0
+        summary = oracle(server)
+        assert summary["resigned_total"] == 150 and summary["max_resign_count"] == 1
+
+    def test_a_declined_start_leaves_the_canary_in_place(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """'no' at the prompt leaves a state file; the next run still sends its canary first."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(["f" * 24, *USERS[:149]]) + "\n")
+
+        class Declines(io.StringIO):
+            def isatty(self) -> bool:
+                return True
+
+        monkeypatch.setattr("sys.stdin", Declines("no\n"))
+        assert main(["run", str(path), "--no-progress", "--canary", "2"]) == 2
+        capsys.readouterr()
+        assert main(run(path, "--canary", "2")) == 3
+        assert "canary: batch 0" in capsys.readouterr().err
+        assert oracle(server)["resigned_total"] == 99  # the canary's two batches, no more
 
 
 class TestStreamDigest:
