@@ -6,9 +6,7 @@ is what ``bulkresign run`` calls after it has parsed its arguments and, when ask
 
 from __future__ import annotations
 
-import dataclasses
 import gc
-import hashlib
 import random
 import secrets
 import time
@@ -21,10 +19,17 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-import orjson
 
 from bulkresign._version import __version__
 from bulkresign.batching import Ingest
+from bulkresign.binding import (
+    ingest_done,
+    input_options,
+    rebind_input,
+    record_exclude,
+    record_hash,
+    replaced_input,
+)
 from bulkresign.chain import JournalAnchor
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.client import GenAuthClient
@@ -152,7 +157,7 @@ async def run_job(
             host=cfg.host,
             userpool_id=pool,
             batch_size=cfg.spec.batch_size,
-            input_options=_options(cfg.spec, cfg.exclude),
+            input_options=input_options(cfg.spec, cfg.exclude),
             tool_version=__version__,
             pseudonym_key=secrets.token_hex(16),
         )
@@ -161,10 +166,10 @@ async def run_job(
         )
         try:
             if not resuming and cfg.exclude:
-                await anyio.to_thread.run_sync(_record_exclude, ledger, cfg.exclude)
+                await anyio.to_thread.run_sync(record_exclude, ledger, cfg.exclude)
             meta = await anyio.to_thread.run_sync(ledger.meta)
             key, anchor = bytes.fromhex(meta["pseudonym_key"]), JournalAnchor.from_meta(meta)
-            replaced = _replaced_input(meta, input_hash)
+            replaced = replaced_input(meta, input_hash)
             info = JobInfo(pool, resuming, cfg.state, key, anchor, replaced)
             if not await confirm(info):
                 return None
@@ -200,7 +205,7 @@ async def run_job(
             gc.freeze()
             async with anyio.create_task_group() as tg:
                 if input_hash is None and input_stamp is not None:
-                    tg.start_soon(_record_hash, ckpt, path, input_stamp)
+                    tg.start_soon(record_hash, ckpt, path, input_stamp)
                 if watch is not None:
                     tg.start_soon(watch, live, lambda: limiter.stats)
                 batches: Iterator[Batch] = ingest.batches()
@@ -211,7 +216,7 @@ async def run_job(
                 unbound = once or replaced is not None or not meta.get("input_sha256")
                 rebind = None
                 if unbound and input_hash is not None:
-                    rebind = partial(_rebind, input_hash=input_hash)
+                    rebind = partial(rebind_input, input_hash=input_hash)
                 # Until a batch is recorded nothing was sent: a declined or failed start
                 # leaves a state file, and the canary still comes first.
                 if cfg.canary and await ckpt.read(lambda led: led.last_seq()) < 0:
@@ -229,7 +234,7 @@ async def run_job(
                 tg.cancel_scope.cancel()
             if live.ingest_done:
                 final = ingest.stats
-                await ckpt.write(partial(_ingest_done, stats=final.as_dict()))
+                await ckpt.write(partial(ingest_done, stats=final.as_dict()))
             return JobOutcome(result, live, pool, cfg.state)
         finally:
             with anyio.CancelScope(shield=True):
@@ -279,53 +284,3 @@ class _Failing(Iterator[Batch]):
 
     def __next__(self) -> Batch:
         raise self.error
-
-
-def _record_exclude(ledger: Ledger, exclude: frozenset[str]) -> None:
-    """Keep the protected IDs, so that ``report`` can re-derive the run's lines alone."""
-    with ledger.transaction():
-        ledger.set_meta_json("exclude", sorted(exclude))
-
-
-async def _record_hash(ckpt: Checkpointer, path: Path, stamp: FileStamp) -> None:
-    """Hash the input beside the first requests and bind the ledger to it.
-
-    A file that changes meanwhile fails the hash here, and the ingest at its next block.
-    """
-    try:
-        digest = await anyio.to_thread.run_sync(hash_file, path, stamp)
-    except InputError:
-        return  # the ingest stops the run on the same change, naming the line it reached
-    await ckpt.write(lambda led: led.set_meta("input_sha256", digest))
-
-
-def _ingest_done(led: Ledger, *, stats: dict[str, object]) -> None:
-    """The input was read to its end: its counts are final, and no input error stands."""
-    led.set_meta_json("ingest", stats)
-    led.set_meta("input_error", "")
-
-
-def _replaced_input(meta: Mapping[str, str], input_hash: str | None) -> str | None:
-    """The last run's input error, if the input has been changed (fixed) since."""
-    error = meta.get("input_error")
-    stored = meta.get("input_sha256")
-    if error and input_hash is not None and stored and stored != input_hash:
-        return error
-    return None
-
-
-def _rebind(ledger: Ledger, *, input_hash: str) -> None:
-    """Bind the ledger to the input, once it has replayed every recorded batch."""
-    ledger.set_meta("input_sha256", input_hash)
-    ledger.set_meta("input_error", "")
-
-
-def _options(spec: InputSpec, exclude: frozenset[str] = frozenset()) -> str:
-    """The input options that change what the batches are, as canonical JSON.
-
-    The protected IDs count: a resume with another ``--exclude`` would batch differently.
-    """
-    binding = {k: str(v) for k, v in dataclasses.asdict(spec).items() if k != "path"}
-    digest = hashlib.sha256("\n".join(sorted(exclude)).encode()).hexdigest()
-    binding["exclude_sha256"] = digest if exclude else ""
-    return orjson.dumps(binding, option=orjson.OPT_SORT_KEYS).decode()

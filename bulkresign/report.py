@@ -112,7 +112,7 @@ _OPTION_PARSERS: dict[str, Callable[[str], object]] = {
 
 
 def spec_from_manifest(meta: Mapping[str, str], *, path: str | None = None) -> InputSpec:
-    """The :class:`InputSpec` a run read its input with (the inverse of ``job._options``).
+    """The :class:`InputSpec` a run read its input with (the inverse of ``binding.input_options``).
 
     ``path`` replaces the manifest's ``input_path``. Raises ``LedgerError`` when the manifest's
     ``input_options`` cannot be read back.

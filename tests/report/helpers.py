@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from bulkresign.batching import Ingest
+from bulkresign.binding import input_options  # the manifest's encoding; report.py inverts it
 from bulkresign.digest import hash_file
 from bulkresign.inputspec import InputSpec
-from bulkresign.job import _options  # the manifest's encoding, whose inverse report.py holds
 from bulkresign.ledger import IdOutcome, Ledger, Manifest
 from bulkresign.models import BatchState
 
@@ -58,7 +58,7 @@ def make_ledger(
         host=host,
         userpool_id=userpool,
         batch_size=spec.batch_size,
-        input_options=_options(spec),
+        input_options=input_options(spec),
         tool_version="0.1.0",
         pseudonym_key="ab" * 16,
     )

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bulkresign.binding import input_options
 from bulkresign.errors import ConfigError, LedgerError, LedgerMismatch
 from bulkresign.inputspec import Format, InputSpec
-from bulkresign.job import _options
 from bulkresign.ledger import Ledger
 from bulkresign.models import IdType, LineOutcome
 from bulkresign.report import (
@@ -50,7 +50,7 @@ class TestSpecFromManifest:
     def test_it_inverts_what_the_run_records(self, changes: dict[str, object]) -> None:
         """Every InputSpec the CLI can build survives the manifest's encoding unchanged."""
         spec = dataclasses.replace(InputSpec("/data/in.csv"), **changes)  # type: ignore[arg-type]
-        meta = {"input_options": _options(spec), "input_path": "/data/in.csv"}
+        meta = {"input_options": input_options(spec), "input_path": "/data/in.csv"}
         assert spec_from_manifest(meta) == spec
 
     def test_an_option_it_does_not_know_is_refused(self) -> None:

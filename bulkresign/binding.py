@@ -1,0 +1,84 @@
+"""What binds a run to its input across runs: the manifest's input options, the input's hash,
+and the note an input error leaves so that a fixed input may take the ledger over.
+
+The hash is recorded beside a fresh run's first requests. A resume recomputes it before anything
+else; an input the ledger is not bound to by it — a fixed one, a pipe, one whose first run
+stopped before the hash was recorded — is bound only once it has replayed every recorded batch
+(:func:`bulkresign.pipeline.run_pipeline`, ``replay_first``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+import orjson
+
+from bulkresign.checkpoint import Checkpointer
+from bulkresign.digest import FileStamp, hash_file
+from bulkresign.errors import InputError
+from bulkresign.inputspec import InputSpec
+from bulkresign.ledger import Ledger
+
+__all__ = [
+    "ingest_done",
+    "input_options",
+    "rebind_input",
+    "record_exclude",
+    "record_hash",
+    "replaced_input",
+]
+
+
+def record_exclude(ledger: Ledger, exclude: frozenset[str]) -> None:
+    """Keep the protected IDs, so that ``report`` can re-derive the run's lines alone."""
+    with ledger.transaction():
+        ledger.set_meta_json("exclude", sorted(exclude))
+
+
+async def record_hash(ckpt: Checkpointer, path: Path, stamp: FileStamp) -> None:
+    """Hash the input beside the first requests and bind the ledger to it.
+
+    A file that changes meanwhile fails the hash here, and the ingest at its next block.
+    """
+    try:
+        digest = await anyio.to_thread.run_sync(hash_file, path, stamp)
+    except InputError:
+        return  # the ingest stops the run on the same change, naming the line it reached
+    await ckpt.write(lambda led: led.set_meta("input_sha256", digest))
+
+
+def ingest_done(led: Ledger, *, stats: dict[str, object]) -> None:
+    """The input was read to its end: its counts are final, and no input error stands."""
+    led.set_meta_json("ingest", stats)
+    led.set_meta("input_error", "")
+
+
+def replaced_input(meta: Mapping[str, str], input_hash: str | None) -> str | None:
+    """The last run's input error, if the input has been changed (fixed) since."""
+    error = meta.get("input_error")
+    stored = meta.get("input_sha256")
+    if error and input_hash is not None and stored and stored != input_hash:
+        return error
+    return None
+
+
+def rebind_input(ledger: Ledger, *, input_hash: str) -> None:
+    """Bind the ledger to the input, once it has replayed every recorded batch."""
+    ledger.set_meta("input_sha256", input_hash)
+    ledger.set_meta("input_error", "")
+
+
+def input_options(spec: InputSpec, exclude: frozenset[str] = frozenset()) -> str:
+    """The input options that change what the batches are, as canonical JSON.
+
+    The protected IDs count: a resume with another ``--exclude`` would batch differently.
+    """
+    binding = {k: str(v) for k, v in dataclasses.asdict(spec).items() if k != "path"}
+    digest = hashlib.sha256("\n".join(sorted(exclude)).encode()).hexdigest()
+    binding["exclude_sha256"] = digest if exclude else ""
+    return orjson.dumps(binding, option=orjson.OPT_SORT_KEYS).decode()
