@@ -23,14 +23,13 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import orjson
 
 from bulkresign.errors import InputError, LedgerMismatch
 
-__all__ = ["CHANGED", "FileStamp", "Prefix", "StreamDigest", "file_stamp", "hash_file"]
-
-CHANGED = "changed while it was being read; run again once nothing writes to it"
+__all__ = ["FileStamp", "Prefix", "StreamDigest", "file_stamp", "hash_file"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +52,9 @@ class FileStamp:
     def check(self, fd: int, path: str) -> None:
         """Raise :class:`InputError` unless the open file ``fd`` still has this stamp."""
         if FileStamp.of(os.fstat(fd)) != self:
-            raise InputError(CHANGED, path=path)
+            raise InputError(
+                "changed while it was being read; run again once nothing writes to it", path=path
+            )
 
 
 def file_stamp(path: str) -> FileStamp | None:
@@ -136,7 +137,7 @@ class StreamDigest:
             self._differs(self._expect)
         self.prefix = Prefix(self.prefix.size, self.prefix.sha256, ended=True)
 
-    def _differs(self, want: Prefix) -> None:
+    def _differs(self, want: Prefix) -> NoReturn:
         raise LedgerMismatch(
             f"{self._name}: its first {want.size:,} bytes differ from those the earlier run "
             "read; feed the resumed run the same input"

@@ -35,7 +35,10 @@ def ensure_private(path: Path) -> None:
 
 def check_private(path: Path) -> None:
     """Refuse a file that group or others can access, or that another user owns."""
-    st = path.stat()
+    _refuse_shared(path, path.stat())
+
+
+def _refuse_shared(path: Path, st: os.stat_result) -> None:
     if st.st_uid != os.getuid():
         raise ConfigError(f"{path}: owned by another user (uid {st.st_uid}); refusing to use it")
     if stat.S_IMODE(st.st_mode) & 0o077:
@@ -55,9 +58,7 @@ def open_private(path: Path, mode: Literal["w", "a", "wb", "ab"] = "w") -> IO[st
     fd = os.open(path, flags, PRIVATE_MODE)
     try:
         # Checked on the open file, before anything in it is cut: a shared file is refused.
-        st = os.fstat(fd)
-        if st.st_size or st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) & 0o077:
-            check_private(path)
+        _refuse_shared(path, os.fstat(fd))
         os.fchmod(fd, PRIVATE_MODE)
         if not mode.startswith("a"):
             os.ftruncate(fd, 0)

@@ -94,7 +94,7 @@ class JobInfo:
     """How far the audit journal had reached at the last run's last anchored commit."""
     input_replaced: str | None = None
     """The last run stopped on this input error, and the input has changed since: the batches
-    it recorded are checked against the new input as it is read."""
+    it recorded are checked against the new input before anything is sent."""
 
 
 @dataclass(frozen=True, slots=True)

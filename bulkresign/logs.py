@@ -37,7 +37,7 @@ from structlog.tracebacks import ExceptionDictTransformer
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 from bulkresign.errors import ConfigError
-from bulkresign.files import check_private, open_private
+from bulkresign.files import open_private
 from bulkresign.redact import (
     REDACTED,
     SECRET_FIELDS,
@@ -208,9 +208,7 @@ def configure_logging(
     handle: BinaryIO | None = None
     factory: structlog.BytesLoggerFactory | structlog.ReturnLoggerFactory
     if path is not None:
-        if path.exists():
-            check_private(path)
-        handle = cast(BinaryIO, open_private(path, "ab"))
+        handle = cast(BinaryIO, open_private(path, "ab"))  # refuses a shared file
         factory = structlog.BytesLoggerFactory(handle)
     else:
         processors, factory = [_drop], structlog.ReturnLoggerFactory()

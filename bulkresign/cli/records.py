@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import orjson
 from rich.console import Console
@@ -119,47 +120,41 @@ class Records:
 
 
 def read_ingest_stats(state: Path) -> dict[str, object] | None:
-    """The ingest counts the ledger recorded once the input was read to its end.
-
-    ``None`` as well when the state file cannot be read any more (moved away mid-run: the
-    run's stop reason says so).
-    """
-    try:
-        conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'ingest'").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return None
-    return None if row is None else dict(orjson.loads(row[0]))
+    """The ingest counts the ledger recorded once the input was read to its end."""
+    rows = _query(state, "SELECT value FROM meta WHERE key = 'ingest'")
+    return dict(orjson.loads(rows[0][0])) if rows else None
 
 
 def count_problems(state: Path) -> int | None:
-    """IDs the whole job (every run on this state file) recorded not_found or failed.
-
-    ``None`` when the state file cannot be read any more (moved away as the run ended).
-    """
+    """IDs the whole job (every run on this state file) recorded not_found or failed."""
     problems = problem_counts(state)
     return None if problems is None else sum(problems.values())
 
 
 def problem_counts(state: Path) -> dict[LineOutcome, int] | None:
-    """IDs the whole job recorded not_found and failed (a small table: no pass over batches);
-    ``None`` when the state file cannot be read."""
+    """IDs the whole job recorded not_found and failed (a small table: no pass over batches)."""
+    rows = _query(
+        state,
+        "SELECT outcome, count(*) FROM id_outcomes "
+        "WHERE outcome IN ('not_found', 'failed') GROUP BY outcome",
+    )
+    if rows is None:
+        return None
+    counts = {LineOutcome(o): int(n) for o, n in rows}
+    return {o: counts.get(o, 0) for o in (LineOutcome.NOT_FOUND, LineOutcome.FAILED)}
+
+
+def _query(state: Path, sql: str) -> list[tuple[Any, ...]] | None:
+    """Rows read from the state file; ``None`` when it cannot be read any more (moved away as
+    the run ended: the run's stop reason or the summary says so)."""
     try:
         conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
         try:
-            rows = conn.execute(
-                "SELECT outcome, count(*) FROM id_outcomes "
-                "WHERE outcome IN ('not_found', 'failed') GROUP BY outcome"
-            ).fetchall()
+            return list(conn.execute(sql).fetchall())
         finally:
             conn.close()
     except sqlite3.Error:
         return None
-    counts = {LineOutcome(o): int(n) for o, n in rows}
-    return {o: counts.get(o, 0) for o in (LineOutcome.NOT_FOUND, LineOutcome.FAILED)}
 
 
 def print_summary(
