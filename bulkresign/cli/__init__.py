@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from enum import IntEnum
 
@@ -62,18 +64,32 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, told like a Ctrl-C until a run installs its own handler."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one sub-command and return its exit code."""
     words = list(sys.argv[1:] if argv is None else argv)
     named = next((w for w in words if not w.startswith("-")), None)
+    # Python's default for SIGTERM ends the process on the spot (exit 143, nothing said, no
+    # `finally`): while modules load, at a prompt, or in a command that watches no signal, let it
+    # unwind as a Ctrl-C does. A run's dispatcher installs its own, graceful handler meanwhile.
+    watched = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if watched else signal.SIG_DFL
     try:
         # Inside the try: a Ctrl-C while the sub-command's modules load is an interruption too.
         parser = build_parser(named if named in _COMMANDS else None)
         args = parser.parse_args(words)
         handler: Handler = args.func
         return handler(args)
-    except KeyboardInterrupt:
-        print("bulkresign: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        said = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        print(f"bulkresign: {said}", file=sys.stderr)
         return ExitCode.STOPPED
     except (BulkResignError, OSError, BaseExceptionGroup) as exc:
         error = operator_error(exc)
@@ -81,6 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"bulkresign: error: {describe(error)}", file=sys.stderr)
         return ExitCode.USAGE
+    finally:
+        if watched:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def operator_error(exc: BaseException) -> BulkResignError | OSError | None:

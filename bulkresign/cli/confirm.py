@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import anyio.to_thread
+import anyio.from_thread
+import anyio.lowlevel
 
 from bulkresign.batching import Ingest
 from bulkresign.cli import printable
@@ -17,7 +19,7 @@ from bulkresign.inputspec import Format, InputSpec
 from bulkresign.job import JobConfig, JobInfo
 from bulkresign.tally import IngestStats, LineKind
 
-__all__ = ["Plan", "ask_count", "load_exclude", "preview", "show_plan"]
+__all__ = ["Plan", "ask", "ask_count", "load_exclude", "preview", "show_plan"]
 
 #: Sample IDs shown before the prompt.
 SAMPLES = 3
@@ -105,9 +107,34 @@ def show_plan(cfg: JobConfig, info: JobInfo, plan: Plan | None) -> None:
 async def ask_count(total: int | None) -> bool:
     """Ask the operator to type the number of accounts; anything else declines."""
     if total is None:
-        prompt = "Type 'resign' to continue: "
-        answer = await anyio.to_thread.run_sync(input, prompt)
+        answer = await ask("Type 'resign' to continue: ")
         return answer.strip() == "resign"
-    prompt = f"Type the number of accounts to resign ({total:,}) to continue: "
-    answer = await anyio.to_thread.run_sync(input, prompt)
+    answer = await ask(f"Type the number of accounts to resign ({total:,}) to continue: ")
     return answer.strip().replace(",", "") == str(total)
+
+
+async def ask(prompt: str) -> str:
+    """One line from the terminal, read in a daemon thread of its own.
+
+    A Ctrl-C or SIGTERM at the prompt cancels the wait, and the run unwinds; an anyio worker
+    thread would still sit in ``input()``, and the interpreter waits for such threads before it
+    exits, so the command would hang until Enter. A daemon thread is left behind instead.
+    """
+    answer: list[str] = []
+    failed: list[BaseException] = []
+    answered = anyio.Event()
+    token = anyio.lowlevel.current_token()
+
+    def read() -> None:
+        try:
+            answer.append(input(prompt))
+        except BaseException as exc:  # EOF and the like: told to the waiting task
+            failed.append(exc)
+        with contextlib.suppress(RuntimeError):  # the run has ended without waiting for us
+            anyio.from_thread.run_sync(answered.set, token=token)
+
+    threading.Thread(target=read, name="bulkresign prompt", daemon=True).start()
+    await answered.wait()
+    if failed:
+        raise failed[0]
+    return answer[0]

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pty
+import select
+import signal
 import sqlite3
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +64,70 @@ class TestConfirmation:
         monkeypatch.setattr("sys.stdin", FakeTTY("yes\n"))
         assert main(run(ids_file)) == 2
         assert resigned(server) == 0
+
+    @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+    @pytest.mark.timeout(60)
+    def test_a_signal_at_the_prompt_ends_the_command_at_once(
+        self, server: RunningServer, ids_file: Path, signum: signal.Signals
+    ) -> None:
+        """Ctrl-C or SIGTERM while the prompt waits: exit 3 within seconds, nothing sent."""
+        main_end, child_end = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bulkresign", *run(ids_file)],
+            stdin=child_end, stdout=child_end, stderr=child_end,
+        )  # fmt: skip
+        os.close(child_end)
+        try:
+            shown = read_terminal(main_end, until=b"to continue: ", seconds=30)
+            proc.send_signal(signum)
+            assert proc.wait(timeout=10) == 3
+            shown += read_terminal(main_end, until=None, seconds=5)
+        finally:
+            proc.kill()
+            proc.wait()
+            os.close(main_end)
+        assert b"Traceback" not in shown
+        assert resigned(server) == 0
+
+
+class TestStartUp:
+    @pytest.mark.parametrize(
+        ("signum", "said"), [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated")]
+    )
+    def test_a_signal_while_the_command_loads_is_one_line(
+        self,
+        signum: signal.Signals,
+        said: str,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Ctrl-C or SIGTERM before the sub-command runs: exit 3 and one line, no traceback."""
+
+        def signalled(only: str | None = None) -> None:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler runs first
+
+        before = signal.getsignal(signal.SIGTERM)
+        monkeypatch.setattr("bulkresign.cli.build_parser", signalled)
+        assert main(["plan", "ids.txt"]) == 3
+        assert capsys.readouterr().err == f"bulkresign: {said}\n"
+        assert signal.getsignal(signal.SIGTERM) == before
+
+
+def read_terminal(fd: int, until: bytes | None, seconds: float) -> bytes:
+    """What a terminal shows: up to the text ``until`` (or its end), within ``seconds``."""
+    shown, deadline = b"", time.monotonic() + seconds
+    while until is None or until not in shown:
+        assert time.monotonic() < deadline, shown
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # EIO: every writer has closed the terminal
+                chunk = b""
+            if not chunk and until is None:
+                break
+            shown += chunk
+    return shown
 
 
 class TestGuards:
