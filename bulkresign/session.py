@@ -123,17 +123,19 @@ class ApiSession:
             raise RuntimeError("the GenAuth client was used outside 'async with'")
 
     def _headers(self, token: ManagementToken | None, *, json: bool) -> dict[str, str]:
-        headers = {
-            "accept": "application/json",
-            "user-agent": f"bulkresign/{__version__}",
-            "x-authing-sdk-version": f"bulkresign:{__version__}",
-            "x-authing-lang": "en-US",
-        }
+        # Both header families: Authing's SDKs send x-authing-*, GenAuth's rebranded ones
+        # x-genauth-*, and whether either host also reads the other's is not documented
+        # (../shared/reference/genauth-api.md, section 2c). Each carries the same value.
+        headers = {"accept": "application/json", "user-agent": f"bulkresign/{__version__}"}
+        for family in ("authing", "genauth"):
+            headers[f"x-{family}-sdk-version"] = f"bulkresign:{__version__}"
+            headers[f"x-{family}-lang"] = "en-US"
+            if token is not None:
+                headers[f"x-{family}-userpool-id"] = token.userpool_id
         if json:
             headers["content-type"] = "application/json"
         if token is not None:
             headers["authorization"] = f"Bearer {token.value.reveal()}"
-            headers["x-authing-userpool-id"] = token.userpool_id
         return headers
 
     def _scrub(self, error: ApiError, *tokens: ManagementToken) -> ApiError:

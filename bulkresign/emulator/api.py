@@ -31,6 +31,7 @@ __all__ = [
     "API_NOT_LOGGED_IN",
     "API_USERPOOL_MISMATCH",
     "API_USER_NOT_FOUND",
+    "POOL_HEADERS",
     "READ_PATHS",
     "RESIGN_PATHS",
     "TOKEN_PATH",
@@ -40,6 +41,8 @@ __all__ = [
 TOKEN_PATH = "/api/v3/get-management-token"  # noqa: S105 - a path, not a password
 RESIGN_PATHS = ("/api/v3/resign-public-account-batch", "/api/v3/resign-user-batch")
 READ_PATHS = ("/api/v3/get-public-account-batch", "/api/v3/get-user-batch")
+#: Where Authing's SDKs and GenAuth's name the token's userpool.
+POOL_HEADERS = ("x-authing-userpool-id", "x-genauth-userpool-id")
 
 #: apiCodes the emulator answers with (GenAuth's published list, docs/reference/error-code.md).
 API_NOT_LOGGED_IN = 2020
@@ -124,9 +127,14 @@ class GenAuthApi:
             pool = emu.tokens.verify(token.strip(), now)
         if pool is None:
             return self._reply(401, "请先登录，或 token 已过期", api_code=API_NOT_LOGGED_IN)
-        if headers.get("x-authing-userpool-id") != pool:
+        # Authing's SDKs name the pool in x-authing-userpool-id, GenAuth's in
+        # x-genauth-userpool-id: either will do, and every one given must be the token's pool.
+        named = {h: v for h in POOL_HEADERS if (v := headers.get(h)) is not None}
+        wrong = next((h for h, v in named.items() if v != pool), None)
+        if not named or wrong is not None:
+            header = wrong or POOL_HEADERS[0]
             return self._reply(
-                403, "x-authing-userpool-id 与 token 的用户池不符", api_code=API_USERPOOL_MISMATCH
+                403, f"{header} 与 token 的用户池不符", api_code=API_USERPOOL_MISMATCH
             )
         if not emu.window.admit(now):
             emu.counters.throttled += 1

@@ -116,6 +116,9 @@ class TestWireFormat:
             "x-authing-lang": "en-US",
             "x-authing-sdk-version": f"bulkresign:{__version__}",
             "x-authing-userpool-id": api.pool,
+            "x-genauth-lang": "en-US",
+            "x-genauth-sdk-version": f"bulkresign:{__version__}",
+            "x-genauth-userpool-id": api.pool,
         }
 
     async def test_user_endpoint_path(self, make_client: MakeClient, api: Any) -> None:

@@ -53,16 +53,17 @@ class Api:
         return self.token
 
     def headers(
-        self, *, bearer: bool = True, pool: str | None = DEMO_USERPOOL_ID
+        self, *, bearer: bool = True, pool: str | None = DEMO_USERPOOL_ID, family: str = "authing"
     ) -> dict[str, str]:
-        """What the Python SDK sends: Bearer token, userpool, SDK version and language."""
+        """What the Python SDK sends: Bearer token, userpool, SDK version and language
+        (``family="genauth"``: the names GenAuth's rebranded SDK sends)."""
         headers = {
             "authorization": f"Bearer {self.token}" if bearer else self.token,
-            "x-authing-sdk-version": "authing-py-sdk:5.1.0",
-            "x-authing-lang": "",
+            f"x-{family}-sdk-version": f"{family}-py-sdk:5.1.0",
+            f"x-{family}-lang": "",
         }
         if pool is not None:
-            headers["x-authing-userpool-id"] = pool
+            headers[f"x-{family}-userpool-id"] = pool
         return headers
 
     async def post(

@@ -111,6 +111,23 @@ class TestAuthorizationHeader:
         _, body = await api.post(RESIGN_USER, {"userIds": [uid(0)]}, api.headers(pool=None))
         assert body["statusCode"] == 403
 
+    async def test_genauth_header_names_are_accepted(self, api: Api) -> None:
+        """GenAuth's SDK names the pool in ``x-genauth-userpool-id``: accepted alike."""
+        headers = api.headers(family="genauth")
+        _, body = await api.post(RESIGN_USER, {"userIds": [uid(0)]}, headers)
+        assert body["statusCode"] == 200
+        assert await api.statuses([uid(0)]) == {uid(0): "Resigned"}
+
+    async def test_both_pool_headers_must_name_the_tokens_pool(self, api: Api) -> None:
+        """Both header families given, one naming another pool: 403 naming that header."""
+        headers = {
+            **api.headers(),
+            "x-genauth-userpool-id": "000000000000000000000000",
+        }
+        _, body = await api.post(RESIGN_USER, {"userIds": [uid(0)]}, headers)
+        assert (body["statusCode"], body["apiCode"]) == (403, 2224)
+        assert str(body["message"]).startswith("x-genauth-userpool-id")
+
 
 class TestExpiry:
     @pytest.fixture
