@@ -101,6 +101,8 @@ class UserRecord:
     external_id: str | None = None
     identities: tuple[str, ...] = ()
     """``<extIdpId>:<userIdInIdp>`` of each identity, when the server returned them."""
+    phone_country_code: str | None = None
+    """``phoneCountryCode`` (``+86``): the API returns ``phone`` without it."""
 
 
 class BatchState(StrEnum):

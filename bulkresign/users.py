@@ -60,6 +60,7 @@ def parse_users(data: object) -> list[UserRecord]:
                 username=_opt_str(item, "username"),
                 external_id=_opt_str(item, "externalId"),
                 identities=_identities(item),
+                phone_country_code=_opt_str(item, "phoneCountryCode"),
             )
         )
     return records
@@ -69,6 +70,8 @@ def _keys(record: UserRecord, id_type: IdType) -> tuple[str, ...]:
     """The values of ``record`` an ID of ``id_type`` can equal, normalized for comparison."""
     if id_type is IdType.IDENTITY:
         return record.identities
+    if id_type is IdType.PHONE:
+        return _phones(record)
     value = {
         IdType.USER_ID: record.user_id,
         IdType.EMAIL: record.email,
@@ -79,6 +82,17 @@ def _keys(record: UserRecord, id_type: IdType) -> tuple[str, ...]:
     if value is None:
         return ()
     return (value.casefold(),) if id_type is IdType.EMAIL else (value,)
+
+
+def _phones(record: UserRecord) -> tuple[str, ...]:
+    """The record's phone as returned (``188xxxx8888``) and with its ``phoneCountryCode``
+    (``+86188xxxx8888``): the API keeps the two apart, an input may give either form."""
+    phone, code = record.phone, record.phone_country_code
+    if phone is None:
+        return ()
+    if code is None or phone.startswith("+"):
+        return (phone,)
+    return (phone, f"+{code.lstrip('+')}{phone}")
 
 
 def match_users(

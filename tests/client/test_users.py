@@ -21,6 +21,7 @@ class TestParseUsers:
                 "status": "Resigned",
                 "email": "A@x.example",
                 "phone": "13800000000",
+                "phoneCountryCode": "+86",
                 "username": "alice",
                 "externalId": "e1",
                 "identities": [
@@ -40,6 +41,7 @@ class TestParseUsers:
             username="alice",
             external_id="e1",
             identities=("idp1:wx1",),
+            phone_country_code="+86",
         )
 
     def test_unknown_status_is_kept_as_text(self) -> None:
@@ -99,6 +101,13 @@ class TestMatchUsers:
         """phone, username and external_id match their own field exactly."""
         record = rec("u1", **{field: value})
         assert match_users([value, "other"], id_type, [record, rec("u2")]) == {value: record}
+
+    @pytest.mark.parametrize("asked", ["13800000000", "+8613800000000"])
+    @pytest.mark.parametrize("code", ["+86", "86"])
+    def test_phone_with_or_without_its_country_code(self, asked: str, code: str) -> None:
+        """The API returns ``phone`` without ``phoneCountryCode``: either form is matched."""
+        record = rec("u1", phone="13800000000", phone_country_code=code)
+        assert match_users([asked, "+8613900000000"], IdType.PHONE, [record]) == {asked: record}
 
     def test_username_is_case_sensitive(self) -> None:
         """Only email is compared case-insensitively."""
