@@ -57,6 +57,14 @@ class Endpoint(StrEnum):
             return "/api/v3/get-public-account-batch"
         return "/api/v3/get-user-batch"
 
+    @property
+    def read_id_types(self) -> frozenset[IdType]:
+        """The ID types its read-back call takes: ``get-public-account-batch`` documents no
+        ``identity`` or ``sync_relation`` (nor ``withIdentities``), unlike ``get-user-batch``."""
+        if self is Endpoint.PUBLIC_ACCOUNT:
+            return frozenset(IdType) - {IdType.IDENTITY, IdType.SYNC_RELATION}
+        return frozenset(IdType)
+
 
 class UserStatus(StrEnum):
     """``UserDto.status`` as the API reports it."""

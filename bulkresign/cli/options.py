@@ -7,9 +7,15 @@ from pathlib import Path
 
 from bulkresign.errors import ConfigError
 from bulkresign.inputspec import Format, InputSpec
-from bulkresign.models import MAX_BATCH, IdType
+from bulkresign.models import MAX_BATCH, Endpoint, IdType
 
-__all__ = ["add_connection_options", "add_input_options", "check_outputs", "input_spec_from_args"]
+__all__ = [
+    "add_connection_options",
+    "add_input_options",
+    "check_endpoint",
+    "check_outputs",
+    "input_spec_from_args",
+]
 
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
@@ -89,6 +95,18 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for a response (default 30)"
     )
+
+
+def check_endpoint(endpoint: Endpoint, id_type: IdType) -> None:
+    """Refuse an ID type the endpoint's read-back cannot look up: an in-doubt call could then
+    be neither confirmed nor safely resent, so exactly once could not be kept."""
+    if id_type not in endpoint.read_id_types:
+        raise ConfigError(
+            f"--id-type {id_type} cannot be read back through {endpoint.read_path}, which "
+            f"the API documents for {', '.join(sorted(endpoint.read_id_types))} only; an "
+            "unanswered call could be neither checked nor safely resent: use --endpoint user, "
+            "or another --id-type"
+        )
 
 
 def check_outputs(

@@ -22,10 +22,12 @@ from bulkresign.cli import ExitCode
 from bulkresign.cli.options import (
     add_connection_options,
     add_input_options,
+    check_endpoint,
     check_outputs,
     input_spec_from_args,
 )
 from bulkresign.files import open_private
+from bulkresign.models import Endpoint
 from bulkresign.tally import IngestStats, Reject
 
 __all__ = ["register", "render"]
@@ -64,6 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def handle(args: argparse.Namespace) -> int:
     """Run the front half over the input and print its counts."""
     spec = input_spec_from_args(args)
+    check_endpoint(Endpoint(args.endpoint), spec.id_type)
     check_outputs(spec, {"--rejects": args.rejects})
     with contextlib.ExitStack() as stack:
         on_reject: Callable[[Reject], None] | None = None

@@ -19,6 +19,7 @@ from bulkresign.cli.confirm import ask_count, load_exclude, preview, show_plan
 from bulkresign.cli.options import (
     add_connection_options,
     add_input_options,
+    check_endpoint,
     check_outputs,
     input_spec_from_args,
 )
@@ -146,6 +147,7 @@ def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
     state = args.state if args.state is not None else Path(f"{spec.path}.bulkresign")
     if args.canary < 0:
         raise ConfigError(f"--canary must be 0 or more, not {args.canary}")
+    check_endpoint(Endpoint(args.endpoint), spec.id_type)
     return JobConfig(
         spec=spec,
         host=resolve_host(args.host, os.environ),

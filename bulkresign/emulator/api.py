@@ -25,6 +25,7 @@ from bulkresign.emulator.wire import (
     parse_read_query,
     parse_resign_body,
 )
+from bulkresign.models import Endpoint
 
 __all__ = [
     "API_BAD_CREDENTIALS",
@@ -41,6 +42,8 @@ __all__ = [
 TOKEN_PATH = "/api/v3/get-management-token"  # noqa: S105 - a path, not a password
 RESIGN_PATHS = ("/api/v3/resign-public-account-batch", "/api/v3/resign-user-batch")
 READ_PATHS = ("/api/v3/get-public-account-batch", "/api/v3/get-user-batch")
+#: The ID types each read-back path takes (the public one: no identity, no sync_relation).
+_READ_TYPES = {e.read_path: e.read_id_types for e in Endpoint}
 #: Where Authing's SDKs and GenAuth's name the token's userpool.
 POOL_HEADERS = ("x-authing-userpool-id", "x-genauth-userpool-id")
 
@@ -212,7 +215,7 @@ class GenAuthApi:
             counters.faults_injected[FaultKind.READ_ERROR] += 1
             return gateway_page(status)
         try:
-            call = parse_read_query(request.query)
+            call = parse_read_query(request.query, _READ_TYPES[request.path])
         except BadRequest as exc:
             return self._reply(400, exc.message)
         store = emu.store

@@ -124,8 +124,10 @@ def _flag(query: MultiMapping[str], name: str, errors: list[str]) -> bool:
     return False
 
 
-def parse_read_query(query: MultiMapping[str]) -> IdsRequest:
-    """The read-back query, or :class:`BadRequest`.
+def parse_read_query(
+    query: MultiMapping[str], id_types: frozenset[IdType] = frozenset(IdType)
+) -> IdsRequest:
+    """The read-back query, or :class:`BadRequest`; ``id_types``: what this path takes.
 
     ``userIds`` arrives in three encodings, all accepted and combined: comma-separated
     (``userIds=a,b``: the Java, Go and C# SDKs pass a string), repeated keys
@@ -141,6 +143,11 @@ def parse_read_query(query: MultiMapping[str]) -> IdsRequest:
     elif len(ids) > MAX_BATCH:
         errors.append(TOO_MANY)
     id_type = _id_type(query.get("userIdType"), errors)
+    if id_type not in id_types:
+        errors.append(
+            "userIdType must be one of the following values: "
+            + ", ".join(t for t in _ID_TYPES if _ID_TYPES[t] in id_types)
+        )
     identities = _flag(query, "withIdentities", errors)
     departments = _flag(query, "withDepartmentIds", errors)
     if errors:

@@ -88,11 +88,20 @@ class TestAgainstEmulator:
         if id_type is IdType.EMAIL:
             asked[0] = asked[0].upper()
         async with running() as (_, client):
-            records = await client.get_batch(Endpoint.PUBLIC_ACCOUNT, asked, id_type)
+            records = await client.get_batch(Endpoint.USER, asked, id_type)
         found = match_users(asked, id_type, records)
         assert {k: v.user_id for k, v in found.items()} == {
             asked[i]: synthetic_user_id(i) for i in range(3)
         }
+
+    @pytest.mark.parametrize("id_type", [IdType.IDENTITY, IdType.SYNC_RELATION])
+    async def test_public_read_back_refuses_what_it_does_not_document(
+        self, id_type: IdType
+    ) -> None:
+        """get-public-account-batch takes no identity or sync_relation: 400, Rejected."""
+        async with running() as (_, client):
+            with pytest.raises(Rejected, match="userIdType must be one of"):
+                await client.get_batch(Endpoint.PUBLIC_ACCOUNT, ["idp1:u1"], id_type)
 
     async def test_unknown_id_is_rejected(self) -> None:
         """Resigning an unknown ID is Rejected with 404/2004 and a requestId."""

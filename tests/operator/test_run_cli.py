@@ -167,6 +167,24 @@ class TestGuards:
         assert resigned(server) == 298
         assert not set(protected) & set(counts)  # type: ignore[arg-type]
 
+    @pytest.mark.parametrize("command", ["run", "plan"])
+    @pytest.mark.parametrize("id_type", ["identity", "sync_relation"])
+    def test_an_id_type_the_public_read_back_lacks_is_refused(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        command: str,
+        id_type: str,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """identity or sync_relation with the public-account endpoint: exit 2, nothing sent."""
+        path = tmp_path / "ids.txt"
+        path.write_text("idp1:u1\nidp1:u2\n")
+        argv = run(path, "--yes") if command == "run" else ["plan", str(path)]
+        assert main([*argv, "--id-type", id_type]) == 2
+        assert "use --endpoint user" in capsys.readouterr().err
+        assert server.oracle(summary=True)["requests"] == {}
+
     def test_a_canary_that_fails_stops_the_run(self, server: RunningServer, tmp_path: Path) -> None:
         """--canary 2 with an unknown ID in the first batch: the run stops after two batches."""
         path = tmp_path / "ids.txt"
