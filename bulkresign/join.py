@@ -2,7 +2,8 @@
 
 The ledger stores batches, not lines. Each accepted line of a fresh pass over the input names its
 batch and position; its outcome is the batch's per-ID row when there is one, else ``resigned`` by
-the batch's successful call when the batch is terminal, else ``unprocessed``. Every accepted line
+the batch's successful call when the batch is terminal, else ``in_doubt`` or ``unprocessed``
+(:func:`open_outcome`). Every accepted line
 is checked against the batch the ledger holds (same ID, same position, same line), so an outcome
 can never be pinned on the wrong line. Memory holds one batch and its attempts; the first line of
 each ID, which a duplicate line names, lives in a temporary on-disk index.
@@ -17,10 +18,10 @@ from dataclasses import dataclass
 from bulkresign.errors import LedgerMismatch
 from bulkresign.idkeys import id_keys
 from bulkresign.ledger import TERMINAL, Attempt, BatchRecord, Ledger
-from bulkresign.models import IdType, LineOutcome
+from bulkresign.models import BatchState, IdType, LineOutcome
 from bulkresign.tally import LineKind, LineRow
 
-__all__ = ["ReportRow", "join_lines"]
+__all__ = ["ReportRow", "join_lines", "open_outcome"]
 
 _KIND_OUTCOME = {
     LineKind.DUPLICATE: LineOutcome.DUPLICATE,
@@ -29,6 +30,20 @@ _KIND_OUTCOME = {
     LineKind.EXCLUDED: LineOutcome.EXCLUDED,
 }
 _UNSENT = "not sent yet: run the same `bulkresign run` again to finish it"
+
+
+def open_outcome(state: BatchState) -> LineOutcome:
+    """What an ID of a batch in ``state`` without a per-ID row comes to.
+
+    Terminal: resigned by the batch's call. SENDING or IN_DOUBT: an attempt may have reached the
+    server (a SENDING batch's intent is committed before its request leaves, so a crash cannot
+    tell sent from not yet sent): in doubt. PENDING: nothing of it is out.
+    """
+    if state in TERMINAL:
+        return LineOutcome.RESIGNED
+    if state is BatchState.PENDING:
+        return LineOutcome.UNPROCESSED
+    return LineOutcome.IN_DOUBT
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +144,15 @@ class _Join:
                 request_id=None if ok is None else ok.request_id,
                 time=None if ok is None else ok.finished,
             )
-        reason = f"batch {rec.state}: run the same `bulkresign run` again to finish it"
-        return ReportRow(
-            row.line, row.raw, row.id, LineOutcome.UNPROCESSED, reason, batch=row.batch
-        )
+        outcome = open_outcome(rec.state)
+        if outcome is LineOutcome.IN_DOUBT:
+            reason = (
+                f"batch {rec.state}: its call may have been applied; only the same "
+                "`bulkresign run` again settles it (it reads the batch back first)"
+            )
+        else:
+            reason = f"batch {rec.state}: run the same `bulkresign run` again to finish it"
+        return ReportRow(row.line, row.raw, row.id, outcome, reason, batch=row.batch)
 
     def _load(self, seq: int) -> None:
         self._close_batch()

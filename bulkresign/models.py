@@ -140,3 +140,7 @@ class LineOutcome(StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     UNPROCESSED = "unprocessed"
+    """Never sent, or sent and known not applied: safe to send from another run."""
+    IN_DOUBT = "in_doubt"
+    """Its batch's call was (or may have been) sent, without a recorded answer: only a resume of
+    the same run, which reads it back first, may settle it."""

@@ -16,6 +16,7 @@ import orjson
 
 from bulkresign.cli import ExitCode
 from bulkresign.errors import LedgerError
+from bulkresign.join import open_outcome
 from bulkresign.ledger import TERMINAL, Ledger
 from bulkresign.models import BatchState, LineOutcome
 
@@ -38,6 +39,7 @@ _ID_OUTCOMES = (
     LineOutcome.NOT_FOUND,
     LineOutcome.FAILED,
     LineOutcome.UNPROCESSED,
+    LineOutcome.IN_DOUBT,
 )
 
 
@@ -91,7 +93,7 @@ def run_status(ledger: Ledger) -> RunStatus:
         ids.update(o.outcome for o in rec.outcomes.values())
         # An ID without a per-ID row went with its batch: resigned if the batch is terminal.
         bare = len(rec.batch.ids) - len(rec.outcomes)
-        ids[LineOutcome.RESIGNED if rec.state in TERMINAL else LineOutcome.UNPROCESSED] += bare
+        ids[open_outcome(rec.state)] += bare
     ingest = _json(ledger, meta, "ingest") if "ingest" in meta else None
     return RunStatus(
         manifest,

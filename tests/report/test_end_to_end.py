@@ -135,7 +135,13 @@ class TestAfterTheRun:
         assert main(["status", "--state", str(state), "--json"]) == 0
         doc = json.loads(capsys.readouterr().out)
         assert doc["status"] == "finished"
-        assert doc["ids"] == {"resigned": 119, "not_found": 2, "failed": 1, "unprocessed": 0}
+        assert doc["ids"] == {
+            "resigned": 119,
+            "not_found": 2,
+            "failed": 1,
+            "unprocessed": 0,
+            "in_doubt": 0,
+        }
 
 
 class TestVerify:

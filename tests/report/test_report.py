@@ -96,11 +96,26 @@ class TestOutcomes:
         assert by_line[7].time is not None
         assert abs(by_line[7].time - time.time()) < 60
 
-    def test_an_open_batch_is_unprocessed_and_says_why(self, ledger: Ledger) -> None:
-        """An in-doubt batch's IDs are unprocessed, the reason naming its state."""
+    def test_an_in_doubt_batch_is_in_doubt_and_says_why(self, ledger: Ledger) -> None:
+        """An in-doubt batch's IDs are in_doubt, not unprocessed: the reason names its state
+        and the only way to settle it."""
         last = rows(ledger)[-1]
-        assert last.outcome is LineOutcome.UNPROCESSED
-        assert "in_doubt" in last.reason
+        assert last.outcome is LineOutcome.IN_DOUBT
+        assert "in_doubt" in last.reason and "same `bulkresign run`" in last.reason
+
+    def test_a_sending_batch_is_in_doubt_and_a_pending_one_unprocessed(
+        self, tmp_path: Path, spec: InputSpec
+    ) -> None:
+        """An intent a crash left SENDING may have been sent: in_doubt; PENDING: unprocessed."""
+        led = make_ledger(tmp_path / "run.state", spec)
+        with led.transaction():
+            led.begin_attempt(0, led.batch(0).batch.ids)  # type: ignore[union-attr]
+        outcomes = {r.batch: r.outcome for r in rows(led) if r.batch is not None}
+        assert outcomes == {
+            0: LineOutcome.IN_DOUBT,
+            1: LineOutcome.UNPROCESSED,
+            2: LineOutcome.UNPROCESSED,
+        }
 
     def test_a_batch_never_recorded_is_unprocessed(self, tmp_path: Path, spec: InputSpec) -> None:
         """A run stopped before its last batch: those lines are unprocessed, not missing."""
@@ -220,9 +235,9 @@ class TestWriters:
     def test_outcomes_filter_rows_but_every_line_is_counted(
         self, ledger: Ledger, tmp_path: Path
     ) -> None:
-        """--outcome failed,unprocessed keeps two rows; the summary still counts all 11."""
+        """--outcome failed,in_doubt keeps two rows; the summary still counts all 11."""
         out = tmp_path / "retry.jsonl"
-        wanted = {LineOutcome.FAILED, LineOutcome.UNPROCESSED}
+        wanted = {LineOutcome.FAILED, LineOutcome.IN_DOUBT}
         summary = write_report(ledger.path, out, outcomes=wanted)
         kept = [json.loads(line) for line in out.read_text().splitlines()]
         assert [r["line"] for r in kept] == [8, 11]

@@ -18,13 +18,14 @@ from tests.report.helpers import hex_id, make_ledger, resign_ok
 
 class TestCounts:
     def test_ids_by_outcome(self, ledger: Ledger) -> None:
-        """Resigned counts the done batch's bare IDs and the resigned rows; open IDs are
-        unprocessed."""
+        """Resigned counts the done batch's bare IDs and the resigned rows; an in-doubt batch's
+        IDs are in doubt."""
         assert run_status(ledger).ids == {
             LineOutcome.RESIGNED: 4,
             LineOutcome.NOT_FOUND: 1,
             LineOutcome.FAILED: 1,
-            LineOutcome.UNPROCESSED: 1,
+            LineOutcome.UNPROCESSED: 0,
+            LineOutcome.IN_DOUBT: 1,
         }
 
     def test_batches_by_state_and_attempts(self, ledger: Ledger) -> None:
@@ -70,7 +71,7 @@ class TestCommand:
         assert main(["status", "--state", str(ledger.path)]) == 0
         out = capsys.readouterr().out
         assert "http://127.0.0.1:9" in out and "pool" in out
-        assert "resigned 4, not found 1, failed 1, unprocessed 1" in out
+        assert "resigned 4, not found 1, failed 1, unprocessed 0, in doubt 1" in out
         assert "resumable" in out
 
     def test_json_carries_the_counts_and_never_the_pseudonym_key(
