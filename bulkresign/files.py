@@ -13,9 +13,17 @@ from typing import IO, Literal
 
 from bulkresign.errors import ConfigError
 
-__all__ = ["PRIVATE_MODE", "check_private", "ensure_private", "open_private"]
+__all__ = [
+    "PRIVATE_MODE",
+    "check_private",
+    "ensure_private",
+    "open_private",
+    "refuse_replacing",
+    "run_files",
+]
 
 PRIVATE_MODE = 0o600
+_SQLITE_MAGIC = b"SQLite format 3\0"
 
 
 def ensure_private(path: Path) -> None:
@@ -68,3 +76,39 @@ def open_private(path: Path, mode: Literal["w", "a", "wb", "ab"] = "w") -> IO[st
     if "b" in mode:
         return os.fdopen(fd, mode)
     return os.fdopen(fd, mode, encoding="utf-8", newline="\n")
+
+
+def run_files(state: Path) -> dict[str, Path]:
+    """A run's state file and the records a run writes beside it by default, by what they are."""
+    return {
+        "state file": state,
+        "state file's -wal": Path(f"{state}-wal"),
+        "state file's -shm": Path(f"{state}-shm"),
+        "log": Path(f"{state}.log"),
+        "audit journal": Path(f"{state}.journal"),
+    }
+
+
+def refuse_replacing(output: Path, needed: dict[str, Path]) -> None:
+    """Refuse to write ``output`` over one of ``needed`` (the same file by inode, a hard link or a
+    symlink included, or by resolved path) or over any SQLite database (a state file elsewhere)."""
+    try:
+        st = output.stat()
+    except OSError:
+        st = None
+    target = output.resolve()
+    for what, path in needed.items():
+        try:
+            same = st is not None and path.exists() and os.path.samestat(st, path.stat())
+        except OSError:
+            same = False
+        if same or path.resolve() == target:
+            raise ConfigError(f"{output}: that is the run's {what}; write elsewhere")
+    if st is not None and stat.S_ISREG(st.st_mode):
+        try:
+            with output.open("rb") as existing:
+                head = existing.read(len(_SQLITE_MAGIC))
+        except OSError:
+            return
+        if head == _SQLITE_MAGIC:
+            raise ConfigError(f"{output}: a SQLite database (a state file?); write elsewhere")

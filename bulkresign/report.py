@@ -27,7 +27,7 @@ import orjson
 from bulkresign.batching import Ingest
 from bulkresign.digest import hash_file
 from bulkresign.errors import ConfigError, LedgerError, LedgerMismatch
-from bulkresign.files import open_private
+from bulkresign.files import open_private, refuse_replacing, run_files
 from bulkresign.inputspec import InputSpec
 from bulkresign.join import ReportRow, join_lines
 from bulkresign.ledger import Ledger
@@ -263,20 +263,12 @@ def write_report(
             written = write_rows(kept(), sys.stdout, fmt or ReportFormat.CSV)
         else:
             read = input_path if input_path is not None else ledger.meta().get("input_path", "-")
-            _refuse_overwriting(output, {"state file": state, "input": Path(read)})
+            refuse_replacing(output, {**run_files(state), "input": Path(read)})
             with _replacing(output) as out:
                 written = write_rows(kept(), out, fmt or ReportFormat.for_path(output))
         return ReportSummary(sum(seen.values()), written, dict(seen))
     finally:
         ledger.close()
-
-
-def _refuse_overwriting(output: Path, needed: dict[str, Path]) -> None:
-    """Refuse an ``output`` that is the run's state file or its input: both are still needed."""
-    target = output.resolve()
-    for what, path in needed.items():
-        if path.resolve() == target:
-            raise ConfigError(f"{output}: that is the run's {what}; write the report elsewhere")
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, cast
@@ -26,7 +27,7 @@ from bulkresign.cli.options import (
     check_outputs,
     input_spec_from_args,
 )
-from bulkresign.files import open_private
+from bulkresign.files import open_private, refuse_replacing, run_files
 from bulkresign.models import Endpoint
 from bulkresign.tally import IngestStats, Reject
 
@@ -68,6 +69,8 @@ def handle(args: argparse.Namespace) -> int:
     spec = input_spec_from_args(args)
     check_endpoint(Endpoint(args.endpoint), spec.id_type)
     check_outputs(spec, {"--rejects": args.rejects})
+    if args.rejects is not None and spec.path != "-":
+        refuse_replacing(args.rejects, run_files(Path(f"{os.path.abspath(spec.path)}.bulkresign")))
     with contextlib.ExitStack() as stack:
         on_reject: Callable[[Reject], None] | None = None
         if args.rejects is not None:

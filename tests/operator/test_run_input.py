@@ -142,6 +142,36 @@ class TestRefusedBeforeAnything:
         assert main(["plan", str(path), "--rejects", str(shared)]) == 2
         assert shared.read_text() == "keep\n"
 
+    @pytest.mark.parametrize("suffix", ["", ".journal", ".log"])
+    def test_report_and_rejects_never_replace_a_runs_records(
+        self, server: RunningServer, tmp_path: Path, suffix: str
+    ) -> None:
+        """report --output / plan --rejects on the ledger, its journal or log: exit 2, kept."""
+        path = tmp_path / "ids.txt"
+        path.write_text(f"{USERS[0]}\nnot-an-id\n")
+        assert main(run(path)) == 1
+        state = Path(f"{path}.bulkresign")
+        record = Path(f"{state}{suffix}")
+        before = record.read_bytes()
+        assert main(["report", "--state", str(state), "--output", str(record)]) == 2
+        assert main(["plan", str(path), "--rejects", str(record)]) == 2
+        assert record.read_bytes() == before
+
+    def test_report_never_replaces_another_state_file(
+        self, server: RunningServer, tmp_path: Path
+    ) -> None:
+        """Any SQLite database (another run's ledger, say) is refused as --output."""
+        path = tmp_path / "ids.txt"
+        path.write_text(f"{USERS[0]}\n")
+        other = tmp_path / "other.txt"
+        other.write_text(f"{USERS[1]}\n")
+        assert main(run(path)) == 0
+        assert main(run(other)) == 0
+        ledger = Path(f"{other}.bulkresign")
+        before = ledger.read_bytes()
+        assert main(["report", "--state", f"{path}.bulkresign", "--output", str(ledger)]) == 2
+        assert ledger.read_bytes() == before
+
 
 class TestStoppedAtTheBadSpot:
     def test_a_bad_record_mid_file_stops_the_run_and_the_fixed_file_resumes(
