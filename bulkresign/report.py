@@ -26,7 +26,7 @@ import orjson
 
 from bulkresign.batching import Ingest
 from bulkresign.digest import hash_file
-from bulkresign.errors import ConfigError, LedgerError, LedgerMismatch
+from bulkresign.errors import ConfigError, InputError, LedgerError, LedgerMismatch
 from bulkresign.files import open_private, refuse_replacing, run_files
 from bulkresign.inputspec import InputSpec
 from bulkresign.join import ReportRow, join_lines
@@ -80,6 +80,8 @@ class ReportSummary:
     lines: int
     written: int
     outcomes: Mapping[LineOutcome, int]
+    input_error: str | None = None
+    """Why the rows end early: the input cannot be read past a line (the run stopped there too)."""
 
 
 def _none_or(parse: Callable[[str], object]) -> Callable[[str], object]:
@@ -253,11 +255,16 @@ def write_report(
         seen: Counter[LineOutcome] = Counter()
         wanted = None if outcomes is None else frozenset(outcomes)
 
+        stopped: list[InputError] = []
+
         def kept() -> Iterator[ReportRow]:
-            for row in rows:
-                seen[row.outcome] += 1
-                if wanted is None or row.outcome in wanted:
-                    yield row
+            try:
+                for row in rows:
+                    seen[row.outcome] += 1
+                    if wanted is None or row.outcome in wanted:
+                        yield row
+            except InputError as exc:  # every line before it has its row
+                stopped.append(exc)
 
         if output is None:
             written = write_rows(kept(), sys.stdout, fmt or ReportFormat.CSV)
@@ -266,7 +273,8 @@ def write_report(
             refuse_replacing(output, {**run_files(state), "input": Path(read)})
             with _replacing(output) as out:
                 written = write_rows(kept(), out, fmt or ReportFormat.for_path(output))
-        return ReportSummary(sum(seen.values()), written, dict(seen))
+        error = str(stopped[0]) if stopped else None
+        return ReportSummary(sum(seen.values()), written, dict(seen), error)
     finally:
         ledger.close()
 

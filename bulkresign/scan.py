@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from bulkresign.csvrecords import CsvParser
 from bulkresign.dedup import KeyBatch, KeyTable
+from bulkresign.errors import InputError
 from bulkresign.fastpath import OBJECT_ID_LEN, split_hex_block
 from bulkresign.formats import Item, JsonlParser, classify_plain, plain_items
 from bulkresign.idkeys import id_keys
@@ -149,7 +150,18 @@ class Scanner:
             return
         items = self._items(pieces)
         size = FIRST_CHUNK_LINES  # small at first, as the reader's blocks: the first batch early
-        while group := list(islice(items, size)):
+        while True:
+            group: list[Item] = []
+            try:
+                for item in islice(items, size):
+                    group.append(item)  # noqa: PERF402 - one by one: kept when the next fails
+            except InputError:
+                # The lines before a bad one are told first (a report's rows reach it), then it.
+                if group:
+                    yield self._items_pending(group)
+                raise
+            if not group:
+                return
             pending = self._items_pending(group)
             pending.chunk.consumed = reader.text_read
             size = min(CHUNK_LINES, size * 2)

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from bulkresign.cli import ExitCode
+from bulkresign.cli import ExitCode, printable
 from bulkresign.cli.confirm import load_exclude
 from bulkresign.errors import ConfigError
 from bulkresign.ledger import Ledger
@@ -98,4 +98,11 @@ def handle(args: argparse.Namespace) -> int:
             f"{args.output} ({counts})",
             file=sys.stderr,
         )
+    if summary.input_error is not None:
+        print(
+            f"bulkresign: the report ends after {summary.lines:,} lines: "
+            f"{printable(summary.input_error)}",
+            file=sys.stderr,
+        )
+        return ExitCode.PROBLEMS
     return ExitCode.OK

@@ -195,6 +195,23 @@ class TestStoppedAtTheBadSpot:
         assert "changed since the last run stopped" in capsys.readouterr().err
         assert each_resigned_once(server, 350)
 
+    def test_the_report_of_a_run_stopped_there_has_every_line_before_it(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """report after an input error: a row for each line before the bad one, then exit 1."""
+        path = tmp_path / "ids.jsonl"
+        lines = [*jsonl(USERS[:300]), *[""] * 5000, '{"user_id": 5}', *jsonl(USERS[300:])]
+        path.write_text("\n".join(lines) + "\n")
+        assert main(run(path)) == 3
+        out = tmp_path / "report.csv"
+        capsys.readouterr()
+        assert main(["report", "--state", f"{path}.bulkresign", "--output", str(out)]) == 1
+        assert "the report ends after 5,300 lines" in capsys.readouterr().err
+        rows = out.read_text().splitlines()[1:]
+        assert [int(r.split(",")[0]) for r in rows] == list(range(1, 5301))
+        resigned = sum(",resigned," in r for r in rows)
+        assert resigned == oracle(server)["resigned_total"]
+
     def test_a_fixed_input_is_checked_before_the_open_batches_are_sent(
         self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
