@@ -7,7 +7,6 @@ import contextlib
 import sys
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import anyio.from_thread
 import anyio.lowlevel
@@ -15,11 +14,10 @@ import anyio.lowlevel
 from bulkresign.batching import Ingest
 from bulkresign.cli import printable
 from bulkresign.errors import ConfigError
-from bulkresign.inputspec import Format, InputSpec
 from bulkresign.job import JobConfig, JobInfo
-from bulkresign.tally import IngestStats, LineKind
+from bulkresign.tally import IngestStats
 
-__all__ = ["Plan", "ask", "ask_count", "load_exclude", "preview", "show_plan"]
+__all__ = ["Plan", "ask", "ask_count", "preview", "show_plan"]
 
 #: Sample IDs shown before the prompt.
 SAMPLES = 3
@@ -31,20 +29,6 @@ class Plan:
 
     stats: IngestStats
     samples: tuple[str, ...]
-
-
-def load_exclude(path: Path, spec: InputSpec) -> frozenset[str]:
-    """Protected IDs: one per line, the run's ID type; any bad line refuses the whole list."""
-    exclude = InputSpec(
-        str(path), spec.id_type, Format.LINES, case_sensitive_email=spec.case_sensitive_email
-    )
-    values: set[str] = set()
-    for row in Ingest(exclude).rows():
-        if row.kind is LineKind.REJECTED:
-            raise ConfigError(f"{path}:{row.line}: not a valid {spec.id_type} ({row.reason})")
-        if row.id is not None:
-            values.add(row.id)
-    return frozenset(values)
 
 
 def preview(cfg: JobConfig, args: argparse.Namespace) -> Plan | None:
@@ -63,7 +47,8 @@ def preview(cfg: JobConfig, args: argparse.Namespace) -> Plan | None:
     if args.plan_sha256 is not None and args.plan_sha256.lower() != stats.sha256:
         raise ConfigError(
             f"{cfg.spec.path}: its IDs hash to {stats.sha256}, not the reviewed "
-            f"{args.plan_sha256}; the input changed since `bulkresign plan`"
+            f"{args.plan_sha256}; the input or the --exclude list changed since `bulkresign "
+            "plan`, or the plan was made with other options (give plan the same ones)"
         )
     if args.max_users is not None and stats.accepted > args.max_users:
         raise ConfigError(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bulkresign.batching import Ingest
 from bulkresign.errors import ConfigError
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.models import MAX_BATCH, Endpoint, IdType
+from bulkresign.tally import LineKind
 
 __all__ = [
     "add_connection_options",
@@ -15,6 +17,7 @@ __all__ = [
     "check_endpoint",
     "check_outputs",
     "input_spec_from_args",
+    "load_exclude",
 ]
 
 
@@ -95,6 +98,20 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for a response (default 30)"
     )
+
+
+def load_exclude(path: Path, spec: InputSpec) -> frozenset[str]:
+    """Protected IDs: one per line, the run's ID type; any bad line refuses the whole list."""
+    exclude = InputSpec(
+        str(path), spec.id_type, Format.LINES, case_sensitive_email=spec.case_sensitive_email
+    )
+    values: set[str] = set()
+    for row in Ingest(exclude).rows():
+        if row.kind is LineKind.REJECTED:
+            raise ConfigError(f"{path}:{row.line}: not a valid {spec.id_type} ({row.reason})")
+        if row.id is not None:
+            values.add(row.id)
+    return frozenset(values)
 
 
 def check_endpoint(endpoint: Endpoint, id_type: IdType) -> None:

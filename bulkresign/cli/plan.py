@@ -26,6 +26,7 @@ from bulkresign.cli.options import (
     check_endpoint,
     check_outputs,
     input_spec_from_args,
+    load_exclude,
 )
 from bulkresign.files import open_private, refuse_replacing, run_files
 from bulkresign.models import Endpoint
@@ -54,6 +55,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="write every rejected line to FILE (CSV: line,reason,value; mode 0600)",
     )
     p.add_argument(
+        "--exclude",
+        type=Path,
+        metavar="FILE",
+        help="protected IDs (one per line, same --id-type), as `run --exclude` takes them",
+    )
+    p.add_argument(
         "--preflight",
         action="store_true",
         help="also read every planned ID back (read-only): unknown, already resigned, active",
@@ -68,7 +75,7 @@ def handle(args: argparse.Namespace) -> int:
     """Run the front half over the input and print its counts."""
     spec = input_spec_from_args(args)
     check_endpoint(Endpoint(args.endpoint), spec.id_type)
-    check_outputs(spec, {"--rejects": args.rejects})
+    check_outputs(spec, {"--rejects": args.rejects}, {"the --exclude file": args.exclude})
     if args.rejects is not None and spec.path != "-":
         refuse_replacing(args.rejects, run_files(Path(f"{os.path.abspath(spec.path)}.bulkresign")))
     with contextlib.ExitStack() as stack:
@@ -81,14 +88,15 @@ def handle(args: argparse.Namespace) -> int:
             def on_reject(reject: Reject) -> None:
                 writer.writerow([reject.line, reject.reason.value, _cell(reject.value)])
 
-        stats = Ingest(spec, on_reject=on_reject).drain()
+        exclude = load_exclude(args.exclude, spec) if args.exclude else frozenset()
+        stats = Ingest(spec, exclude=exclude, on_reject=on_reject).drain()
     report = stats.as_dict()
     lines = [render(stats, spec.batch_size)]
     if args.preflight:
         # Only a preflight loads the HTTP client; a plain plan stays offline by construction.
         from bulkresign.cli.preflight import render_preflight, run_preflight
 
-        found = run_preflight(args, spec)
+        found = run_preflight(args, spec, exclude)
         report["preflight"] = found.as_dict()
         lines.append(render_preflight(found))
     print(orjson.dumps(report).decode() if args.json else "\n".join(lines))

@@ -20,7 +20,9 @@ from bulkresign.preflight import Preflight, preflight
 __all__ = ["render_preflight", "run_preflight"]
 
 
-def run_preflight(args: argparse.Namespace, spec: InputSpec) -> Preflight:
+def run_preflight(
+    args: argparse.Namespace, spec: InputSpec, exclude: frozenset[str] = frozenset()
+) -> Preflight:
     """Read every planned ID back through the read-only client; return the counts."""
     host = resolve_host(args.host, os.environ)
     credentials = load_credentials(os.environ, args.credentials_file)
@@ -28,7 +30,7 @@ def run_preflight(args: argparse.Namespace, spec: InputSpec) -> Preflight:
 
     async def go() -> Preflight:
         async with GenAuthReader(host, credentials, timeouts=timeouts, ca_file=args.ca_file) as r:
-            batches = Ingest(spec).batches()
+            batches = Ingest(spec, exclude=exclude).batches()
             return await preflight(
                 r, Endpoint(args.endpoint), spec.id_type, batches, rate=args.rate
             )

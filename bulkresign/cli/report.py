@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bulkresign.cli import ExitCode, printable
-from bulkresign.cli.confirm import load_exclude
+from bulkresign.cli.options import load_exclude
 from bulkresign.errors import ConfigError
 from bulkresign.ledger import Ledger
 from bulkresign.models import LineOutcome

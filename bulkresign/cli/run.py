@@ -15,13 +15,14 @@ import anyio
 
 from bulkresign.batching import Ingest
 from bulkresign.cli import ExitCode, describe, operator_error, printable
-from bulkresign.cli.confirm import ask_count, load_exclude, preview, show_plan
+from bulkresign.cli.confirm import ask_count, preview, show_plan
 from bulkresign.cli.options import (
     add_connection_options,
     add_input_options,
     check_endpoint,
     check_outputs,
     input_spec_from_args,
+    load_exclude,
 )
 from bulkresign.cli.records import Records, count_problems, print_summary, read_ingest_stats
 from bulkresign.config import Timeouts, load_credentials, resolve_host

@@ -148,6 +148,23 @@ class TestGuards:
         assert main(run(ids_file, "--yes", "--plan-sha256", digest)) == 1
         assert resigned(server) == 300
 
+    def test_a_plan_with_the_same_exclude_list_gives_the_hash_run_checks(
+        self,
+        server: RunningServer,
+        ids_file: Path,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """plan --exclude counts the excluded IDs and hashes what run --exclude will send."""
+        exclude = tmp_path / "protected.txt"
+        exclude.write_text(synthetic_user_id(3) + "\n")
+        assert main(["plan", str(ids_file), "--json", "--exclude", str(exclude)]) == 1
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["excluded"] == 1
+        guard = ["--exclude", str(exclude), "--plan-sha256", doc["sha256"]]
+        assert main(run(ids_file, "--yes", *guard)) == 1
+        assert resigned(server) == 299
+
     def test_more_ids_than_max_users_is_refused(
         self, server: RunningServer, ids_file: Path
     ) -> None:
