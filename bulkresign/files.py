@@ -17,6 +17,7 @@ __all__ = [
     "PRIVATE_MODE",
     "check_private",
     "ensure_private",
+    "is_sqlite",
     "open_private",
     "refuse_replacing",
     "run_files",
@@ -104,11 +105,14 @@ def refuse_replacing(output: Path, needed: dict[str, Path]) -> None:
             same = False
         if same or path.resolve() == target:
             raise ConfigError(f"{output}: that is the run's {what}; write elsewhere")
-    if st is not None and stat.S_ISREG(st.st_mode):
-        try:
-            with output.open("rb") as existing:
-                head = existing.read(len(_SQLITE_MAGIC))
-        except OSError:
-            return
-        if head == _SQLITE_MAGIC:
-            raise ConfigError(f"{output}: a SQLite database (a state file?); write elsewhere")
+    if st is not None and stat.S_ISREG(st.st_mode) and is_sqlite(output):
+        raise ConfigError(f"{output}: a SQLite database (a state file?); write elsewhere")
+
+
+def is_sqlite(path: Path) -> bool:
+    """Whether ``path`` starts as a SQLite database does (https://sqlite.org/fileformat.html)."""
+    try:
+        with path.open("rb") as existing:
+            return existing.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False

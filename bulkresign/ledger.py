@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 
 from bulkresign.errors import LedgerError
-from bulkresign.files import check_private, ensure_private
+from bulkresign.files import check_private, ensure_private, is_sqlite
 from bulkresign.ledgerview import LedgerView
 from bulkresign.models import Batch, BatchState
 from bulkresign.records import (
@@ -82,6 +82,9 @@ class Ledger(LedgerView):
                 if path.is_dir():
                     raise LedgerError(f"{path}: is a directory, not a state file")
                 check_private(path)
+                if manifest is None and not is_sqlite(path):
+                    # Checked before connecting: SQLite would make an empty file a WAL database.
+                    raise LedgerError(f"{path}: not a bulkresign state file")
             else:
                 ensure_private(path)
             if manifest is not None:  # a run: the only writer (read-only tools never lock)

@@ -96,6 +96,20 @@ class TestCommand:
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and str(missing) in err
 
+    @pytest.mark.parametrize("command", ["status", "report", "verify"])
+    @pytest.mark.parametrize("content", [b"", b"line,reason\n"], ids=["empty", "text"])
+    def test_a_file_that_is_no_database_is_refused_untouched(
+        self, command: str, content: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An empty or text file as --state: exit 2, one line, and the file left as it was."""
+        path = tmp_path / "e.db"
+        path.write_bytes(content)
+        path.chmod(0o600)
+        assert main([command, "--state", str(path)]) == 2
+        assert "not a bulkresign state file" in capsys.readouterr().err
+        assert path.read_bytes() == content
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["e.db"]
+
 
 class TestReportedResigned:
     def test_bare_ids_of_terminal_batches_and_resigned_rows(self, ledger: Ledger) -> None:
