@@ -158,6 +158,11 @@ def verify_journal(
                 result = _verify_from(f, 0, GENESIS, through)
     except OSError as exc:
         raise InputError(f"cannot read audit journal: {exc.strerror}", path=str(path)) from None
+    # A file with no sealed line at all was given by mistake (a log, a report) — unless the
+    # ledger anchored entries in it, which makes it a journal replaced wholesale: tampered.
+    anchored = (through is not None and through.entries > 0) or since is not None
+    if not result.ok and result.first_bad_line == 1 and not anchored and not _any_sealed(path):
+        raise InputError("not an audit journal: no line of it is a sealed entry", path=str(path))
     if not result.ok:
         return result
     if through is not None and result.entries < through.entries:
@@ -169,6 +174,13 @@ def verify_journal(
 
 
 _NOT_AT_HEAD = "journal does not end at the given head"
+
+
+def _any_sealed(path: Path) -> bool:
+    """Whether any line of ``path`` is a sealed entry: a journal with its first line edited
+    has the rest, a log, a report or a ledger given by mistake has none."""
+    with path.open("rb") as f:
+        return any(_HASH_SUFFIX.search(line.rstrip(b"\n")) for line in f)
 
 
 def _verify_from(

@@ -46,6 +46,24 @@ class TestVerifyCommand:
         assert captured.err.startswith("bulkresign: error: ")
         assert captured.err.count("\n") == 1
 
+    def test_a_file_with_no_sealed_line_is_not_a_journal_exit_2(
+        self, written: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A log or a report given by mistake: one error line, exit 2, not TAMPERED."""
+        other = tmp_path / "run.log"
+        other.write_text('{"event": "batch_sent"}\n')
+        assert main(["audit", "verify", str(other)]) == 2
+        assert "not an audit journal" in capsys.readouterr().err
+
+    def test_a_journal_with_its_first_line_edited_is_tampered(
+        self, written: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Line 1 no longer sealed, the rest intact: still TAMPERED at line 1, exit 1."""
+        first, rest = written.read_bytes().split(b"\n", 1)
+        written.write_bytes(first[:-20] + b"}\n" + rest)
+        assert main(["audit", "verify", str(written)]) == 1
+        assert capsys.readouterr().out.startswith("TAMPERED: line 1: ")
+
     def test_matching_head_exits_0(self, written: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--head equal to the last line's hash confirms nothing was cut from the end."""
         last = written.read_bytes().splitlines()[-1]
