@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +29,18 @@ from bulkresign.binding import (
     record_hash,
     replaced_input,
 )
+from bulkresign.canary import run_canary
 from bulkresign.chain import JournalAnchor
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.client import GenAuthClient
 from bulkresign.config import Credentials, Timeouts
 from bulkresign.digest import FileStamp, Prefix, file_stamp, hash_file
 from bulkresign.dispatch import Dispatcher, DispatchSettings
-from bulkresign.errors import InputError
 from bulkresign.events import Events, FanOut
 from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger, Manifest
 from bulkresign.limiter import SEND_AHEAD, LimiterStats, RateLimiter
-from bulkresign.models import Batch, BatchState, Endpoint
+from bulkresign.models import Batch, Endpoint
 from bulkresign.pipeline import RunResult, run_pipeline
 from bulkresign.retry import CircuitBreaker, ErrorBudget, RetryBudget, RetryPolicy
 from bulkresign.stats import RunStats
@@ -220,7 +219,14 @@ async def run_job(
                 # Until a batch is recorded nothing was sent: a declined or failed start
                 # leaves a state file, and the canary still comes first.
                 if cfg.canary and await ckpt.read(lambda led: led.last_seq()) < 0:
-                    batches = await _canary(cfg, dispatcher, batches, read_so_far)
+                    batches = await run_canary(
+                        cfg.canary,
+                        dispatcher,
+                        batches,
+                        grace=cfg.grace,
+                        signals=cfg.signals,
+                        read_so_far=read_so_far,
+                    )
                 result = await run_pipeline(
                     batches,
                     dispatcher,
@@ -239,48 +245,3 @@ async def run_job(
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(ledger.close)
-
-
-async def _canary(
-    cfg: JobConfig,
-    dispatcher: Dispatcher,
-    batches: Iterator[Batch],
-    read_so_far: Callable[[], Prefix | None] | None,
-) -> Iterator[Batch]:
-    """The first batches one at a time; any that does not end DONE stops the run.
-
-    Returns the rest of the input; an input error met among the first batches is raised by the
-    rest, so that the pipeline stops on it as it would anywhere else.
-    """
-    head: list[Batch] = []
-    rest: Iterator[Batch] = batches
-    try:
-        head.extend(islice(batches, cfg.canary))
-    except InputError as exc:
-        rest = _Failing(exc)
-    await run_pipeline(
-        iter(head),
-        dispatcher,
-        concurrency=1,
-        grace=cfg.grace,
-        signals=cfg.signals,
-        read_so_far=read_so_far,
-    )
-    dispatcher.stats.ingest_done = False
-    states = await dispatcher.checkpoint.read(lambda led: [(b.seq, led.batch(b.seq)) for b in head])
-    for seq, rec in states:
-        if rec is None or rec.state is not BatchState.DONE:
-            state = "unsent" if rec is None else rec.state
-            dispatcher.stop(f"canary: batch {seq} ended {state}, not done")
-            break
-    return rest
-
-
-class _Failing(Iterator[Batch]):
-    """An input that has failed: every next batch raises its error."""
-
-    def __init__(self, error: InputError) -> None:
-        self.error = error
-
-    def __next__(self) -> Batch:
-        raise self.error

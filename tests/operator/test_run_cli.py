@@ -210,6 +210,35 @@ class TestGuards:
         assert main(run(path, "--yes", "--canary", "2")) == 3
         assert resigned(server) == 99
 
+    def test_a_canary_reads_its_batches_back_and_the_run_goes_on(
+        self, server: RunningServer, ids_file: Path
+    ) -> None:
+        """--canary 2, every ID known and Resigned after its call: two read-backs, then the rest."""
+        assert main(run(ids_file, "--yes", "--canary", "2")) == 1  # junk line, two unknown IDs
+        assert resigned(server) == 300
+        assert server.oracle(summary=True)["read_requests"] >= 2
+
+    def test_a_canary_finds_unknown_ids_the_server_accepted_silently(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A server that answers success for unknown IDs: the canary records them not_found
+        and stops (exit 3) before the rest; a resume goes on and finishes."""
+        server.call(lambda: server.emulator.reconfigure(unknown_ids="ignore"))
+        path = tmp_path / "ids.txt"
+        ids = [synthetic_user_id(i) for i in range(300)]
+        path.write_text("\n".join([ids[0], "f" * 24, *ids[1:]]) + "\n")
+        assert main(run(path, "--yes", "--canary", "2")) == 3
+        assert "does not know (first at line 2)" in capsys.readouterr().err
+        assert resigned(server) == 99
+        state = f"{path}.bulkresign"
+        assert main(["report", "--state", state, "--output", str(tmp_path / "r.csv")]) == 0
+        rows = (tmp_path / "r.csv").read_text().splitlines()
+        assert rows[2].startswith(f"2,{'f' * 24},{'f' * 24},not_found,")
+        assert "unknown to the server" in rows[2]
+        assert main(run(path, "--yes", "--canary", "2")) == 1
+        assert resigned(server) == 300
+        assert max(server.oracle()["resign_counts"].values()) == 1  # type: ignore[union-attr]
+
 
 class TestRecords:
     def test_files_are_private_and_hold_no_secret(

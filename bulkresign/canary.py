@@ -1,0 +1,135 @@
+"""The canary: a fresh run's first batches one at a time, then read back, before the rest.
+
+A resign call answers one boolean for up to 50 IDs, and the API documents neither a per-ID result
+nor what it does with an ID the userpool does not know (``../shared/reference/genauth-api.md``).
+A success therefore proves that the server took the call, not that each of its users is now
+Resigned. The canary checks that on a few batches before the bulk of the run: it reads their IDs
+back, records the ones the server does not know as ``not_found`` (their batch ends REJECTED),
+and stops the run when any ID is unknown or not Resigned, so the operator learns how this
+userpool answers while the rest of the input is still untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from itertools import islice
+
+import anyio
+
+from bulkresign.digest import Prefix
+from bulkresign.dispatch import Dispatcher
+from bulkresign.errors import ApiError, InputError
+from bulkresign.ledger import IdOutcome, Ledger
+from bulkresign.models import Batch, BatchState, LineOutcome
+from bulkresign.pipeline import run_pipeline
+from bulkresign.reconcile import USER_NOT_FOUND, read_back
+
+__all__ = ["run_canary"]
+
+_UNKNOWN = "unknown to the server, though its call answered success (canary read-back)"
+
+
+async def run_canary(
+    count: int,
+    dispatcher: Dispatcher,
+    batches: Iterator[Batch],
+    *,
+    grace: float,
+    signals: bool,
+    read_so_far: Callable[[], Prefix | None] | None,
+) -> Iterator[Batch]:
+    """The first ``count`` batches one at a time; stop unless each ends DONE and reads back
+    Resigned.
+
+    Returns the rest of the input; an input error met among the first batches is raised by the
+    rest, so that the pipeline stops on it as it would anywhere else.
+    """
+    head: list[Batch] = []
+    rest: Iterator[Batch] = batches
+    try:
+        head.extend(islice(batches, count))
+    except InputError as exc:
+        rest = _Failing(exc)
+    await run_pipeline(
+        iter(head),
+        dispatcher,
+        concurrency=1,
+        grace=grace,
+        signals=signals,
+        read_so_far=read_so_far,
+    )
+    dispatcher.stats.ingest_done = False
+    states = await dispatcher.checkpoint.read(lambda led: [(b.seq, led.batch(b.seq)) for b in head])
+    for seq, rec in states:
+        if rec is None or rec.state is not BatchState.DONE:
+            state = "unsent" if rec is None else rec.state
+            dispatcher.stop(f"canary: batch {seq} ended {state}, not done")
+            return rest
+    if head and dispatcher.stop_reason is None:
+        await _read_back(dispatcher, head)
+    return rest
+
+
+async def _read_back(d: Dispatcher, head: list[Batch]) -> None:
+    """Read every canary ID back; record the unknown ones and stop the run if any is not
+    Resigned."""
+    await anyio.sleep(d.settings.reconcile_delay)  # let a replica catch up with the calls
+    unknown: list[int] = []  # line numbers: the reason goes to the log, which keeps IDs out
+    not_resigned: list[int] = []
+    for batch in head:
+        d.events.read_back(batch.seq, batch.ids, "canary")
+        d.stats.readbacks += 1
+        try:
+            found = await read_back(
+                d.client,
+                d.settings.endpoint,
+                batch.ids,
+                d.settings.id_type,
+                limiter=d.limiter,
+                retry=d.settings.retry,
+                rng=d.rng,
+            )
+        except ApiError as exc:
+            d.stop(f"canary: read-back of batch {batch.seq} failed ({exc.message})")
+            return
+        line = dict(zip(batch.ids, batch.lines, strict=True))
+        unknown += [line[i] for i in found.absent]
+        not_resigned += [line[i] for i in found.pending]
+        if found.absent:
+            rows = [
+                IdOutcome(i, LineOutcome.NOT_FOUND, USER_NOT_FOUND, _UNKNOWN) for i in found.absent
+            ]
+            await d.checkpoint.write(_recorder(batch.seq, rows))
+            d.stats.resigned -= len(rows)
+            d.stats.not_found += len(rows)
+    if unknown:
+        d.stop(
+            f"canary: the server answered success for {len(unknown)} ID(s) it does not know "
+            f"(first at line {min(unknown)}), recorded not_found; it accepts unknown IDs "
+            "silently, so the rest of this run would report such IDs resigned: find them with "
+            "`bulkresign plan --preflight` and remove them, or resume to go on regardless"
+        )
+    elif not_resigned:
+        d.stop(
+            f"canary: {len(not_resigned)} ID(s) do not read back Resigned though their call "
+            f"answered success (first at line {min(not_resigned)}); check them with "
+            "`bulkresign verify` before resuming"
+        )
+
+
+def _recorder(seq: int, rows: list[IdOutcome]) -> Callable[[Ledger], None]:
+    def write(led: Ledger) -> None:
+        led.record_ids(seq, rows)
+        led.set_state(seq, BatchState.REJECTED)
+
+    return write
+
+
+class _Failing(Iterator[Batch]):
+    """An input that has failed: every next batch raises its error."""
+
+    def __init__(self, error: InputError) -> None:
+        self.error = error
+
+    def __next__(self) -> Batch:
+        raise self.error
