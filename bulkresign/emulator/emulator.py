@@ -163,6 +163,7 @@ class Emulator:
                     created_at=self.created_at,
                     email=u["email"],
                     phone=u["phone"],
+                    phone_country_code=u["phone_country_code"],
                     username=u["username"],
                     external_id=u["external_id"],
                     identity=u["identity"],

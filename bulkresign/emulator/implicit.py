@@ -176,6 +176,7 @@ class ImplicitStore:
             "workStatus": work_status(status),
             "email": None,
             "phone": None,
+            "phoneCountryCode": None,
             "username": None,
             "externalId": None,
             "createdAt": iso_time(self._created_at),

@@ -64,13 +64,11 @@ class ExplicitStore:
             raise InputError(f"{where}: user_id {user.user_id} appears twice")
         keys: list[tuple[dict[str, str], str]] = []
         for id_type, name in LOOKUP_FIELDS.items():
-            value = getattr(user, name)
-            if value is None:
-                continue
-            index, key = self._index[id_type], lookup_key(id_type, value)
-            if key in index:
-                raise InputError(f"{where}: {name} {value!r} already belongs to {index[key]}")
-            keys.append((index, key))
+            for value in user.lookup_values(id_type):
+                index, key = self._index[id_type], lookup_key(id_type, value)
+                if key in index:
+                    raise InputError(f"{where}: {name} {value!r} already belongs to {index[key]}")
+                keys.append((index, key))
         self._users[user.user_id] = user
         for index, key in keys:
             index[key] = user.user_id
@@ -141,6 +139,7 @@ class ExplicitStore:
             "workStatus": work_status(u.status),
             "email": u.email,
             "phone": u.phone,
+            "phoneCountryCode": u.phone_country_code,
             "username": u.username,
             "externalId": u.external_id,
             "createdAt": iso_time(u.created_at),

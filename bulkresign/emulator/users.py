@@ -29,6 +29,8 @@ __all__ = [
     "synthetic_user_id",
 ]
 
+#: ``phoneCountryCode`` as the API returns it: ``+`` and 1-4 digits.
+_COUNTRY_CODE = re.compile(r"\+[0-9]{1,4}")
 #: A GenAuth user ID as the emulator stores it: a MongoDB ObjectId, 24 lowercase hex digits.
 USER_ID_RE = re.compile(r"[0-9a-f]{24}")
 
@@ -55,7 +57,8 @@ def synthetic_user(i: int) -> dict[str, str]:
     return {
         "user_id": synthetic_user_id(i),
         "email": f"user{i}@example.com",
-        "phone": f"+1555{i:07d}",
+        "phone": f"555{i:07d}",
+        "phone_country_code": "+1",
         "username": f"user{i}",
         "external_id": f"ext-{i}",
         "identity": f"idp1:u{i}",
@@ -78,6 +81,7 @@ class User:
         "external_id",
         "identity",
         "phone",
+        "phone_country_code",
         "status",
         "status_changed_at",
         "sync_relation",
@@ -94,6 +98,7 @@ class User:
         created_at: float,
         email: str | None = None,
         phone: str | None = None,
+        phone_country_code: str | None = None,
         username: str | None = None,
         external_id: str | None = None,
         identity: str | None = None,
@@ -104,6 +109,7 @@ class User:
         self.status = status
         self.email = email
         self.phone = phone
+        self.phone_country_code = phone_country_code
         self.username = username
         self.external_id = external_id
         self.identity = identity
@@ -115,6 +121,16 @@ class User:
 
     def __repr__(self) -> str:
         return f"User({self.user_id}, {self.status.value})"
+
+    def lookup_values(self, id_type: IdType) -> tuple[str, ...]:
+        """What an ID of ``id_type`` may give to name this user: the field, and for a phone
+        kept apart from its country code (as the API returns it) the two joined too."""
+        value = getattr(self, LOOKUP_FIELDS[id_type])
+        if value is None:
+            return ()
+        if id_type is IdType.PHONE and self.phone_country_code is not None:
+            return (value, self.phone_country_code + value)
+        return (value,)
 
 
 def parse_user(record: object, *, created_at: float, where: str) -> User:
@@ -134,6 +150,9 @@ def parse_user(record: object, *, created_at: float, where: str) -> User:
         if value is not None and not (isinstance(value, str) and value):
             raise InputError(f"{where}: {name} must be a non-empty string, not {value!r}")
         fields[name] = value
+    code = record.get("phone_country_code")
+    if code is not None and not (isinstance(code, str) and _COUNTRY_CODE.fullmatch(code)):
+        raise InputError(f"{where}: phone_country_code must look like '+86', not {code!r}")
     status = record.get("status", UserStatus.ACTIVATED.value)
     if status not in _STATUSES:
         raise InputError(f"{where}: status must be one of {', '.join(_STATUSES)}, not {status!r}")
@@ -147,6 +166,7 @@ def parse_user(record: object, *, created_at: float, where: str) -> User:
         department_ids=tuple(departments),
         email=fields["email"],
         phone=fields["phone"],
+        phone_country_code=code,
         username=fields["username"],
         external_id=fields["external_id"],
         identity=fields["identity"],

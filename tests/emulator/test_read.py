@@ -61,7 +61,7 @@ class TestAnswer:
         _, body = await api.read(f"userIds={uid(2)}")
         (user,) = body["data"]  # type: ignore[misc]
         assert user["email"] == "user2@example.com"
-        assert user["phone"] == "+15550000002"
+        assert (user["phone"], user["phoneCountryCode"]) == ("5550000002", "+1")
         assert user["username"] == "user2"
         assert user["externalId"] == "ext-2"
         assert (user["status"], user["workStatus"]) == ("Activated", "Active")
@@ -92,6 +92,12 @@ class TestAnswer:
             "external_id": "ext-9",
         }[id_type]
         _, body = await api.read([("userIds", value), ("userIdType", id_type)])
+        assert ids_of(body) == [uid(9)]
+
+    @pytest.mark.parametrize("phone", ["+15550000009", "5550000009"])
+    async def test_a_phone_with_or_without_its_country_code(self, api: Api, phone: str) -> None:
+        """A phone ID names the user as returned (national) or joined to its code."""
+        _, body = await api.read([("userIds", phone), ("userIdType", "phone")])
         assert ids_of(body) == [uid(9)]
 
     async def test_public_account_path_reads_the_same_users(self, api: Api) -> None:

@@ -38,7 +38,8 @@ class TestSynthetic:
         assert synthetic_user(42) == {
             "user_id": synthetic_user_id(42),
             "email": "user42@example.com",
-            "phone": "+15550000042",
+            "phone": "5550000042",
+            "phone_country_code": "+1",
             "username": "user42",
             "external_id": "ext-42",
             "identity": "idp1:u42",
@@ -91,6 +92,13 @@ class TestUsersFile:
         """A bad record is an InputError naming file, line and reason."""
         path = write_jsonl(tmp_path / "users.jsonl", [synthetic_user(0), record])
         with pytest.raises(InputError, match=rf"users\.jsonl:2: .*{reason}"):
+            Emulator().load_users(path)
+
+    def test_a_bad_phone_country_code_is_refused(self, tmp_path: Path) -> None:
+        """phone_country_code must be '+' and digits, as the API returns it."""
+        record = {"user_id": "a" * 24, "phone": "1", "phone_country_code": "86"}
+        path = write_jsonl(tmp_path / "users.jsonl", [record])
+        with pytest.raises(InputError, match="phone_country_code"):
             Emulator().load_users(path)
 
     def test_duplicate_lookup_value_is_refused(self, tmp_path: Path) -> None:

@@ -240,6 +240,22 @@ class TestGuards:
         assert max(server.oracle()["resign_counts"].values()) == 1  # type: ignore[union-attr]
 
 
+class TestReadBack:
+    @pytest.mark.parametrize("form", ["+1555{i:07d}", "555{i:07d}"])
+    def test_phones_read_back_with_or_without_the_country_code(
+        self, server: RunningServer, tmp_path: Path, form: str
+    ) -> None:
+        """Every call applied then answered 500: the read-back, which returns the phone apart
+        from its phoneCountryCode, finds each user Resigned (not absent); each resigned once."""
+        server.call(lambda: server.emulator.reconfigure(faults={"error_after": 1.0}))
+        path = tmp_path / "phones.txt"
+        path.write_text("".join(form.format(i=i) + "\n" for i in range(120)))
+        argv = run(path, "--yes", "--id-type", "phone", "--reconcile-delay", "0")
+        assert main(argv) == 0
+        counts = server.oracle()["resign_counts"]
+        assert len(counts) == 120 and set(counts.values()) == {1}  # type: ignore[union-attr]
+
+
 class TestRecords:
     def test_files_are_private_and_hold_no_secret(
         self,
