@@ -150,15 +150,37 @@ async def read_back(
         _get_with_retry, reader, endpoint, limiter=limiter, retry=retry, rng=rng, on_call=on_call
     )
     for group in groups:
-        records = await get(group, id_type)
-        matched = match_users(group, id_type, records)
-        found.update(matched)
-        if len(records) > len(matched) and len(group) > 1:
-            # A record came back that no asked ID claims (a phone stored in another format, say):
-            # ask for the unclaimed IDs one at a time, where the answer cannot be misattributed.
-            for user_id in (i for i in group if i not in matched):
-                found.update(match_users([user_id], id_type, await get([user_id], id_type)))
+        found.update(await _read_group(get, group, id_type))
     return sort_read_back(ids, found)
+
+
+_Get = Callable[[Sequence[str], IdType], Awaitable[list[UserRecord]]]
+
+
+async def _read_group(get: _Get, group: Sequence[str], id_type: IdType) -> dict[str, UserRecord]:
+    """The records that answer ``group``, by asked ID.
+
+    Whether the API leaves an unknown ID out of a read or refuses the whole read with "user not
+    found" (apiCode 2004) is not documented: a refused read is halved, as a rejected resign is,
+    until the ID the server does not know stands alone, and is then absent.
+    """
+    try:
+        records = await get(group, id_type)
+    except Rejected as exc:
+        if exc.api_code != USER_NOT_FOUND:
+            raise
+        if len(group) == 1:
+            return {}
+        half = len(group) // 2
+        first = await _read_group(get, group[:half], id_type)
+        return {**first, **await _read_group(get, group[half:], id_type)}
+    matched = match_users(group, id_type, records)
+    if len(records) > len(matched) and len(group) > 1:
+        # A record came back that no asked ID claims (a phone stored in another format, say):
+        # ask for the unclaimed IDs one at a time, where the answer cannot be misattributed.
+        for user_id in (i for i in group if i not in matched):
+            matched.update(await _read_group(get, [user_id], id_type))
+    return matched
 
 
 async def _get_with_retry(

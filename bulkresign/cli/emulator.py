@@ -21,7 +21,7 @@ from bulkresign.emulator import (
     Faults,
     serve,
 )
-from bulkresign.emulator.config import DEMO_USERPOOL_ID, ReResign, UnknownIds
+from bulkresign.emulator.config import DEMO_USERPOOL_ID, ReResign, UnknownIds, UnknownReads
 from bulkresign.errors import ConfigError
 from bulkresign.files import open_private
 
@@ -78,6 +78,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--unknown-ids", choices=[u.value for u in UnknownIds], default=UnknownIds.FAIL_BATCH.value
     )
     p.add_argument(
+        "--unknown-reads",
+        choices=[u.value for u in UnknownReads],
+        default=UnknownReads.OMIT.value,
+        help="a read-back naming an unknown ID: omit it (default), or fail with 404/2004",
+    )
+    p.add_argument(
         "--re-resign", choices=[r.value for r in ReResign], default=ReResign.SUCCESS.value
     )
     for name, what in (
@@ -117,6 +123,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         latency_jitter_ms=args.latency_jitter_ms,
         token_ttl=args.token_ttl,
         unknown_ids=args.unknown_ids,
+        unknown_reads=args.unknown_reads,
         re_resign=args.re_resign,
         faults=Faults(
             error_before=args.error_before,

@@ -23,6 +23,7 @@ from bulkresign.emulator.config import (
     Faults,
     ReResign,
     UnknownIds,
+    UnknownReads,
 )
 from bulkresign.emulator.emulator import Emulator, ManualClock, ResignHook
 from bulkresign.emulator.server import RunningServer, serve, serve_in_thread
@@ -40,6 +41,7 @@ __all__ = [
     "ResignHook",
     "RunningServer",
     "UnknownIds",
+    "UnknownReads",
     "serve",
     "serve_in_thread",
     "synthetic_user",

@@ -15,6 +15,7 @@ import math
 import orjson
 from aiohttp import web
 
+from bulkresign.emulator.config import UnknownReads
 from bulkresign.emulator.emulator import Emulator
 from bulkresign.emulator.faults import FaultKind, gateway_page, reset_connection
 from bulkresign.emulator.wire import (
@@ -219,7 +220,9 @@ class GenAuthApi:
         except BadRequest as exc:
             return self._reply(400, exc.message)
         store = emu.store
-        known, _ = store.resolve_many(call.id_type, call.ids)
+        known, unknown = store.resolve_many(call.id_type, call.ids)
+        if unknown and emu.config.unknown_reads is UnknownReads.FAIL:
+            return self._reply(404, f"用户不存在: {unknown[0]}", api_code=API_USER_NOT_FOUND)
         identities, departments = call.with_identities, call.with_departments
         data = [
             store.dto(uid, identities=identities, departments=departments)

@@ -25,6 +25,7 @@ __all__ = [
     "Faults",
     "ReResign",
     "UnknownIds",
+    "UnknownReads",
     "changed",
     "public_view",
 ]
@@ -46,6 +47,15 @@ class UnknownIds(StrEnum):
     """statusCode 404, apiCode 2004, nothing applied."""
     IGNORE = "ignore"
     """The known IDs are resigned and the call succeeds."""
+
+
+class UnknownReads(StrEnum):
+    """What a read-back naming an ID the pool does not know does (the API documents neither)."""
+
+    OMIT = "omit"
+    """The unknown IDs are simply absent from ``data``."""
+    FAIL = "fail"
+    """statusCode 404, apiCode 2004, naming the first unknown ID; no data."""
 
 
 class ReResign(StrEnum):
@@ -109,6 +119,7 @@ class EmulatorConfig:
     token_ttl: float = 7200.0
     """``expires_in`` of minted tokens, in seconds; a short one makes tokens expire mid-run."""
     unknown_ids: UnknownIds | str = UnknownIds.FAIL_BATCH
+    unknown_reads: UnknownReads | str = UnknownReads.OMIT
     re_resign: ReResign | str = ReResign.SUCCESS
     faults: Faults = field(default_factory=Faults)
     seed: int = 0
@@ -127,20 +138,18 @@ class EmulatorConfig:
     """SQLite file keeping statuses and resign counts across restarts."""
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "unknown_ids", UnknownIds(self.unknown_ids))
-        except ValueError:
-            choices = ", ".join(u.value for u in UnknownIds)
-            raise ConfigError(
-                f"emulator: unknown_ids must be one of {choices}, not {self.unknown_ids!r}"
-            ) from None
-        try:
-            object.__setattr__(self, "re_resign", ReResign(self.re_resign))
-        except ValueError:
-            choices = ", ".join(r.value for r in ReResign)
-            raise ConfigError(
-                f"emulator: re_resign must be one of {choices}, not {self.re_resign!r}"
-            ) from None
+        for name, kind in (
+            ("unknown_ids", UnknownIds),
+            ("unknown_reads", UnknownReads),
+            ("re_resign", ReResign),
+        ):
+            try:
+                object.__setattr__(self, name, kind(getattr(self, name)))
+            except ValueError:
+                choices = ", ".join(u.value for u in kind)
+                raise ConfigError(
+                    f"emulator: {name} must be one of {choices}, not {getattr(self, name)!r}"
+                ) from None
         if self.rate_limit == 0:
             object.__setattr__(self, "rate_limit", None)
         if self.rate_limit is not None:
@@ -170,6 +179,7 @@ _RUNTIME_FIELDS = frozenset(
         "latency_jitter_ms",
         "token_ttl",
         "unknown_ids",
+        "unknown_reads",
         "re_resign",
         "seed",
         "retry_after",

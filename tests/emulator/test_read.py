@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bulkresign.emulator import Emulator
 from bulkresign.emulator import synthetic_user_id as uid
 
 if TYPE_CHECKING:
@@ -49,6 +50,17 @@ class TestAnswer:
         """Unknown IDs are simply left out; the call still succeeds."""
         http, body = await api.read(f"userIds=nobody,{uid(3)}")
         assert (http, body["statusCode"], body["message"]) == (200, 200, "操作成功")
+        assert ids_of(body) == [uid(3)]
+
+    async def test_unknown_reads_fail_is_a_404_naming_it(
+        self, api: Api, emulator: Emulator
+    ) -> None:
+        """``unknown_reads="fail"``: a read naming an unknown ID is statusCode 404/2004."""
+        emulator.reconfigure(unknown_reads="fail")
+        _, body = await api.read(f"userIds={uid(3)},nobody")
+        assert (body["statusCode"], body["apiCode"]) == (404, 2004)
+        assert "nobody" in str(body["message"])
+        _, body = await api.read(f"userIds={uid(3)}")
         assert ids_of(body) == [uid(3)]
 
     async def test_a_user_named_twice_appears_once(self, api: Api) -> None:

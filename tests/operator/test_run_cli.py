@@ -255,6 +255,24 @@ class TestReadBack:
         counts = server.oracle()["resign_counts"]
         assert len(counts) == 120 and set(counts.values()) == {1}  # type: ignore[union-attr]
 
+    def test_a_server_that_refuses_reads_naming_an_unknown_id(
+        self, server: RunningServer, tmp_path: Path
+    ) -> None:
+        """Reads with an unknown ID answered 404/2004, every call in doubt: the reads are halved
+        until the unknown ID stands alone; it ends not_found, the rest resigned once."""
+        server.call(
+            lambda: server.emulator.reconfigure(unknown_reads="fail", faults={"error_after": 1.0})
+        )
+        ids = [synthetic_user_id(i) for i in range(120)]
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join([*ids[:10], "f" * 24, *ids[10:]]) + "\n")
+        assert main(run(path, "--yes", "--reconcile-delay", "0")) == 1
+        counts = server.oracle()["resign_counts"]
+        assert counts == dict.fromkeys(ids, 1)
+        report = tmp_path / "r.csv"
+        assert main(["report", "--state", f"{path}.bulkresign", "--output", str(report)]) == 0
+        assert ",not_found," in report.read_text().splitlines()[11]
+
 
 class TestRecords:
     def test_files_are_private_and_hold_no_secret(
