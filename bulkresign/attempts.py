@@ -31,7 +31,15 @@ from bulkresign.retry import OutcomeKind
 if TYPE_CHECKING:
     from bulkresign.dispatch import Dispatcher
 
-__all__ = ["BatchJob"]
+__all__ = ["NOT_SENT", "BatchJob"]
+
+
+class _NotSent:
+    """The type of :data:`NOT_SENT`."""
+
+
+#: What :meth:`BatchJob._send` returns when the run stopped before the request could leave.
+NOT_SENT = _NotSent()
 
 
 class BatchJob:
@@ -61,6 +69,8 @@ class BatchJob:
             ids = groups.pop()
             outcome = await self._send(ids, intent_committed)
             intent_committed = False
+            if outcome is NOT_SENT:
+                return
             if outcome is None:
                 tries = throttles = 0
             elif isinstance(outcome, Throttled):
@@ -101,8 +111,11 @@ class BatchJob:
         d.stats.retries += 1
         return True
 
-    async def _send(self, ids: tuple[str, ...], intent_committed: bool = False) -> ApiError | None:
-        """One resign request under the ledger protocol; ``None`` on success.
+    async def _send(
+        self, ids: tuple[str, ...], intent_committed: bool = False
+    ) -> ApiError | _NotSent | None:
+        """One resign request under the ledger protocol; ``None`` on success, :data:`NOT_SENT`
+        when the run stopped before its slot came.
 
         With ``intent_committed`` the pipeline has already committed this send's intent, as the
         batch's first attempt.
@@ -117,7 +130,14 @@ class BatchJob:
         if attempt == 1:
             d.retry_budget.record_first_attempt()
         crash_point("after_intent_commit")
-        sent_at = await d.limiter.acquire()
+        sent_at = await self._slot()
+        if sent_at is None:
+            # Stopped while waiting: the request never leaves. A first attempt the pipeline
+            # committed is withdrawn with the others at the run's end; this one, now.
+            if not intent_committed:
+                with anyio.CancelScope(shield=True):
+                    await d.checkpoint.write(lambda led: led.withdraw_intent(self.seq, attempt))
+            return NOT_SENT
         # From here on the request may have left: it is no longer the pipeline's to withdraw.
         d.unsent.discard(self.seq)
         d.events.attempt_started(self.seq, attempt, "resign", ids)
@@ -174,6 +194,21 @@ class BatchJob:
         )
         self._account(ids, error, sent_at)
         return error
+
+    async def _slot(self) -> float | None:
+        """A send slot, or ``None`` once the run is stopping: the first signal, the breaker or
+        a budget stops every send that has not left, not only the batches not yet begun."""
+        d = self.d
+        if not d.stopping.is_set():
+            with anyio.CancelScope() as waiting:  # stop() cancels it
+                d.waiting.add(waiting)
+                try:
+                    sent_at = await d.limiter.acquire()
+                finally:
+                    d.waiting.discard(waiting)
+                if not d.stopping.is_set():  # no await from here to the send
+                    return sent_at
+        return None
 
     def _account(self, ids: Sequence[str], error: ApiError | None, sent_at: float) -> None:
         d = self.d

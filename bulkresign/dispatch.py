@@ -75,16 +75,21 @@ class Dispatcher:
     rng: random.Random = field(default_factory=random.Random)
     stopping: anyio.Event = field(default_factory=anyio.Event)
     stop_reason: str | None = None
+    waiting: set[anyio.CancelScope] = field(default_factory=set)
+    """The scopes of sends waiting for a slot, cancelled by :meth:`stop`."""
     unsent: set[int] = field(default_factory=set)
     """Batches whose first attempt's intent is committed but whose request has not left. What is
     still here when the run ends is withdrawn (:func:`bulkresign.pipeline.run_pipeline`)."""
 
     def stop(self, reason: str) -> None:
-        """Send nothing new; batches in progress park where they stand."""
+        """Send nothing new, not even a request waiting for its slot; batches in progress park
+        where they stand."""
         if self.stop_reason is None:
             self.stop_reason = reason
             self.events.stopping(reason)
         self.stopping.set()
+        for waiting in self.waiting:
+            waiting.cancel()
 
     async def finish(self, item: WorkItem) -> None:
         """Carry ``item`` as far as it can go before the run stops."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import shlex
 import signal
@@ -123,6 +124,12 @@ def test_a_signal_stops_resumably_and_prints_the_resume_command(
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 3, err
     assert "Traceback" not in err
+    kinds = [
+        json.loads(line)["kind"]
+        for line in Path(f"{runner.state}.journal").read_text().splitlines()
+    ]
+    stopped = kinds.index("run_stopped")
+    assert "batch_sent" not in kinds[stopped:], "a request left after the stop"
     resume = next(line for line in err.splitlines() if "resume with: bulkresign " in line)
     argv = shlex.split(resume.split("resume with: bulkresign ", 1)[1])
     assert argv[:2] == ["run", str(workload.path)] and "--state" in argv

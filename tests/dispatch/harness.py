@@ -58,6 +58,7 @@ class Harness:
         *,
         concurrency: int = 4,
         max_in_doubt: int = 1000,
+        rate: float = 100_000.0,
     ) -> RunResult:
         """One process lifetime: open the ledger, run the pipeline, close it (even on a crash)."""
         ledger = Ledger.open(self.path, MANIFEST)
@@ -65,7 +66,9 @@ class Harness:
             dispatcher = Dispatcher(
                 client=cast(GenAuthClient, server),
                 checkpoint=Checkpointer(ledger),
-                limiter=RateLimiter(100_000.0, min_rate=10_000.0, pause_base=0.001, max_pause=0.01),
+                limiter=RateLimiter(
+                    rate, min_rate=min(rate, 10_000.0), pause_base=0.001, max_pause=0.01
+                ),
                 settings=DispatchSettings(
                     Endpoint.PUBLIC_ACCOUNT,
                     IdType.USER_ID,

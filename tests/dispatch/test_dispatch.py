@@ -223,6 +223,34 @@ class TestResumeReplay:
 
 
 class TestStopping:
+    @pytest.mark.timeout(20)
+    async def test_a_stop_sends_nothing_more_not_even_a_request_waiting_for_its_slot(
+        self, harness: Harness
+    ) -> None:
+        """Stopped after the first call while three workers wait for slots 100 s apart: no other
+        call leaves, at once, and their intents are withdrawn (the batches PENDING again)."""
+        ids = make_ids(500)
+
+        class StopsAfterOne(FakeServer):
+            async def resign_batch(
+                self,
+                endpoint: Endpoint,
+                ids: Sequence[str],
+                id_type: IdType,
+                *,
+                on_sent: SentHook | None = None,
+            ) -> ResignResult:
+                result = await super().resign_batch(endpoint, ids, id_type, on_sent=on_sent)
+                assert harness.last is not None
+                harness.last.stop("the operator pressed Ctrl-C")
+                return result
+
+        server = StopsAfterOne(set(ids))
+        result = await harness.run(server, make_batches(ids), rate=0.01)
+        assert not result.finished
+        assert server.resign_calls == 1
+        assert harness.ledger().state_counts() == {BatchState.DONE: 1, BatchState.PENDING: 9}
+
     async def test_a_stopped_run_withdraws_the_intents_it_never_sent(
         self, harness: Harness
     ) -> None:
