@@ -12,6 +12,7 @@ userpool answers while the rest of the input is still untouched.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from itertools import islice
 
 import anyio
@@ -50,22 +51,24 @@ async def run_canary(
         head.extend(islice(batches, count))
     except InputError as exc:
         rest = _Failing(exc)
-    await run_pipeline(
-        iter(head),
-        dispatcher,
-        concurrency=1,
-        grace=grace,
-        signals=signals,
-        read_so_far=read_so_far,
-    )
-    dispatcher.stats.ingest_done = False
-    states = await dispatcher.checkpoint.read(lambda led: [(b.seq, led.batch(b.seq)) for b in head])
-    for seq, rec in states:
+    for batch in head:  # one pipeline a batch, so that a failed one stops the next
+        await run_pipeline(
+            iter([batch]),
+            dispatcher,
+            concurrency=1,
+            grace=grace,
+            signals=signals,
+            read_so_far=read_so_far,
+        )
+        dispatcher.stats.ingest_done = False
+        if dispatcher.stop_reason is not None:
+            return rest
+        rec = await dispatcher.checkpoint.read(partial(Ledger.batch, seq=batch.seq))
         if rec is None or rec.state is not BatchState.DONE:
             state = "unsent" if rec is None else rec.state
-            dispatcher.stop(f"canary: batch {seq} ended {state}, not done")
+            dispatcher.stop(f"canary: batch {batch.seq} ended {state}, not done")
             return rest
-    if head and dispatcher.stop_reason is None:
+    if head:
         await _read_back(dispatcher, head)
     return rest
 

@@ -203,12 +203,13 @@ class TestGuards:
         assert server.oracle(summary=True)["requests"] == {}
 
     def test_a_canary_that_fails_stops_the_run(self, server: RunningServer, tmp_path: Path) -> None:
-        """--canary 2 with an unknown ID in the first batch: the run stops after two batches."""
+        """--canary 3 with an unknown ID in the first batch: the run stops right after it; the
+        other canary batches are never sent."""
         path = tmp_path / "ids.txt"
         ids = ["f" * 24] + [synthetic_user_id(i) for i in range(300)]
         path.write_text("\n".join(ids) + "\n")
-        assert main(run(path, "--yes", "--canary", "2")) == 3
-        assert resigned(server) == 99
+        assert main(run(path, "--yes", "--canary", "3")) == 3
+        assert resigned(server) == 49
 
     def test_a_canary_reads_its_batches_back_and_the_run_goes_on(
         self, server: RunningServer, ids_file: Path
