@@ -37,7 +37,7 @@ from bulkresign.validate import (
     preview_text,
 )
 
-__all__ = ["CHUNK_LINES", "FIRST_CHUNK_LINES", "Chunk", "Detail", "Scanner"]
+__all__ = ["CHUNK_LINES", "FIRST_CHUNK_LINES", "Chunk", "Detail", "Scanner", "exclude_form"]
 
 #: Lines per chunk on the per-line path: enough to amortize one vectorized dedup call.
 CHUNK_LINES = 1 << 16
@@ -115,6 +115,7 @@ class Scanner:
         self.normalize = normalize
         self.seen = seen
         self.exclude = exclude
+        self.fold_exclude = spec.id_type is IdType.EMAIL and spec.case_sensitive_email
         self.detailed = detailed
         self.blockwise = fast and not detailed and fmt is Format.LINES
         # The numpy path takes 24-hex-digit lines without the length check; under a smaller limit
@@ -209,7 +210,12 @@ class Scanner:
         """Set aside excluded IDs and prepare the rest for the table."""
         live = np.arange(len(keys))
         if self.exclude is not None and len(keys):
-            excluded = self.exclude.contains(keys)
+            if self.fold_exclude:
+                assert isinstance(ids, list)  # emails take the per-line path
+                folded = id_keys(IdType.EMAIL, exclude_form(self.spec, ids))
+                excluded = self.exclude.contains(folded)
+            else:
+                excluded = self.exclude.contains(keys)
             chunk.excluded = int(np.count_nonzero(excluded))
             live = np.flatnonzero(~excluded)
             keys = keys[live]
@@ -329,6 +335,15 @@ class Scanner:
                     kind = LineKind.EXCLUDED if is_excluded else LineKind.DUPLICATE
                     chunk.detail[slot] = (line, raw, value, kind, None)
         return chunk
+
+
+def exclude_form(spec: InputSpec, ids: list[str]) -> list[str]:
+    """Normalized IDs as the exclude list compares them: emails always without case, because
+    GenAuth matches them so, even when ``--case-sensitive-email`` keeps the case of what is sent
+    (an excluded ``a@x.com`` must protect ``A@x.com``)."""
+    if spec.id_type is IdType.EMAIL and spec.case_sensitive_email:
+        return [i.lower() for i in ids]
+    return ids
 
 
 def _kind(reason: RejectReason | SkipReason | None) -> LineKind:

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
+from bulkresign.batching import Ingest
 from bulkresign.errors import ConfigError
 from bulkresign.inputspec import InputSpec
-from bulkresign.models import MAX_BATCH, Batch
+from bulkresign.models import MAX_BATCH, Batch, IdType
 from bulkresign.tally import LineKind
 from tests.ingest.helpers import Write, accounted, batches, drain, ingest, object_ids
 
@@ -102,6 +103,22 @@ class TestExclude:
         got = [i for b in reader.batches() for i in b.ids]
         assert got == [IDS[0], IDS[2], IDS[4]]
         assert reader.stats.excluded == 3 and accounted(reader.stats)
+
+    @pytest.mark.parametrize("detailed", [False, True])
+    def test_case_sensitive_emails_are_excluded_whatever_their_case(
+        self, write: Write, detailed: bool
+    ) -> None:
+        """--case-sensitive-email keeps the case sent, but GenAuth matches emails without it:
+        an excluded address protects every spelling of it."""
+        path = write("User700@Example.com\nuser701@example.com\nUSER702@example.com\n")
+        spec = InputSpec(str(path), IdType.EMAIL, case_sensitive_email=True)
+        reader = Ingest(spec, exclude={"user700@example.com", "User702@Example.COM"})
+        if detailed:
+            kinds = [r.kind for r in reader.rows()]
+            assert kinds == [LineKind.EXCLUDED, LineKind.ACCEPTED, LineKind.EXCLUDED]
+        else:
+            assert [i for b in reader.batches() for i in b.ids] == ["user701@example.com"]
+            assert reader.stats.excluded == 2
 
     def test_invalid_exclusion_is_refused(self, write: Write) -> None:
         """An excluded value that is not an ID of the type is a usage error."""
