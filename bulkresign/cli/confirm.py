@@ -99,11 +99,12 @@ async def ask_count(total: int | None) -> bool:
 
 
 async def ask(prompt: str) -> str:
-    """One line from the terminal, read in a daemon thread of its own.
+    """One line typed at the terminal after ``prompt`` (on stderr, beside the plan), read in a
+    daemon thread of its own; ``""`` at end of input, which declines.
 
     A Ctrl-C or SIGTERM at the prompt cancels the wait, and the run unwinds; an anyio worker
-    thread would still sit in ``input()``, and the interpreter waits for such threads before it
-    exits, so the command would hang until Enter. A daemon thread is left behind instead.
+    thread would still sit in ``readline()``, and the interpreter waits for such threads before
+    it exits, so the command would hang until Enter. A daemon thread is left behind instead.
     """
     answer: list[str] = []
     failed: list[BaseException] = []
@@ -112,8 +113,10 @@ async def ask(prompt: str) -> str:
 
     def read() -> None:
         try:
-            answer.append(input(prompt))
-        except BaseException as exc:  # EOF and the like: told to the waiting task
+            sys.stderr.write(prompt)
+            sys.stderr.flush()
+            answer.append(sys.stdin.readline())
+        except BaseException as exc:  # told to the waiting task
             failed.append(exc)
         with contextlib.suppress(RuntimeError):  # the run has ended without waiting for us
             anyio.from_thread.run_sync(answered.set, token=token)

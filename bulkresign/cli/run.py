@@ -197,6 +197,12 @@ def handle(args: argparse.Namespace) -> int:
     cfg = job_config(args, input_spec_from_args(args))
     if not args.yes and not sys.stdin.isatty():
         raise ConfigError("no terminal to confirm on: pass --yes to resign without a prompt")
+    if not args.yes and not stderr_is_terminal():
+        # The plan and the prompt go to stderr: redirected, the count would be typed unseen.
+        raise ConfigError(
+            "stderr is not a terminal, so the plan and the prompt would not be seen: keep "
+            "stderr on the terminal to confirm, or pass --yes"
+        )
     records = Records(cfg, args)
     check_outputs(
         cfg.spec,
@@ -253,6 +259,11 @@ def handle(args: argparse.Namespace) -> int:
         print("bulkresign: not confirmed; nothing was sent", file=sys.stderr)
         return ExitCode.USAGE
     return finish(cfg, args, outcome, records)
+
+
+def stderr_is_terminal() -> bool:
+    """Whether the plan and the prompt, written to stderr, reach the operator's terminal."""
+    return sys.stderr.isatty()
 
 
 def resume_command(cfg: JobConfig) -> str:

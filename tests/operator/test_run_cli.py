@@ -39,6 +39,12 @@ def run(path: Path, *extra: str) -> list[str]:
     return ["run", str(path), "--no-progress", "--rate", "1000", *extra]
 
 
+@pytest.fixture
+def stderr_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan and the prompt go to a terminal (pytest captures stderr)."""
+    monkeypatch.setattr("bulkresign.cli.run.stderr_is_terminal", lambda: True)
+
+
 class TestConfirmation:
     def test_without_a_terminal_or_yes_it_refuses_and_sends_nothing(
         self, server: RunningServer, ids_file: Path, capsys: pytest.CaptureFixture[str]
@@ -49,6 +55,7 @@ class TestConfirmation:
         assert "--yes" in err and len(err.strip().splitlines()) == 1
         assert server.oracle(summary=True)["requests"] == {}
 
+    @pytest.mark.usefixtures("stderr_on_a_terminal")
     def test_typing_the_count_confirms(
         self, server: RunningServer, ids_file: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -57,11 +64,27 @@ class TestConfirmation:
         assert main(run(ids_file)) == 1  # finished; junk line and two unknown IDs reported
         assert resigned(server) == 300
 
+    @pytest.mark.usefixtures("stderr_on_a_terminal")
+    @pytest.mark.parametrize("typed", ["yes\n", ""], ids=["wrong-count", "end-of-input"])
     def test_any_other_answer_declines(
+        self,
+        server: RunningServer,
+        ids_file: Path,
+        typed: str,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """A wrong count, or Ctrl-D: exit 2, "not confirmed", and no resign call."""
+        monkeypatch.setattr("sys.stdin", FakeTTY(typed))
+        assert main(run(ids_file)) == 2
+        assert "not confirmed" in capsys.readouterr().err
+        assert resigned(server) == 0
+
+    def test_a_prompt_that_would_not_be_seen_is_refused(
         self, server: RunningServer, ids_file: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """A wrong count declines: exit 2 and no resign call."""
-        monkeypatch.setattr("sys.stdin", FakeTTY("yes\n"))
+        """stdin on a terminal but stderr redirected: exit 2 before anything, as without one."""
+        monkeypatch.setattr("sys.stdin", FakeTTY("302\n"))
         assert main(run(ids_file)) == 2
         assert resigned(server) == 0
 

@@ -524,6 +524,7 @@ class TestCanary:
                 return True
 
         monkeypatch.setattr("sys.stdin", Declines("no\n"))
+        monkeypatch.setattr("bulkresign.cli.run.stderr_is_terminal", lambda: True)
         assert main(["run", str(path), "--no-progress", "--canary", "2"]) == 2
         capsys.readouterr()
         assert main(run(path, "--canary", "2")) == 3
