@@ -30,6 +30,8 @@ __all__ = [
     "rebind_input",
     "record_exclude",
     "record_hash",
+    "record_plan",
+    "recorded_plan",
     "replaced_input",
 ]
 
@@ -38,6 +40,23 @@ def record_exclude(ledger: Ledger, exclude: frozenset[str]) -> None:
     """Keep the protected IDs, so that ``report`` can re-derive the run's lines alone."""
     with ledger.transaction():
         ledger.set_meta_json("exclude", sorted(exclude))
+
+
+def record_plan(ledger: Ledger, digest: str) -> None:
+    """Keep the reviewed plan's hash the run was guarded by (``--plan-sha256``)."""
+    with ledger.transaction():
+        ledger.set_meta("plan_sha256", digest.lower())
+
+
+def recorded_plan(state: Path) -> str | None:
+    """The reviewed plan's hash an earlier run on ``state`` was guarded by, if any."""
+    if not state.is_file():
+        return None
+    ledger = Ledger.open(state)
+    try:
+        return ledger.meta().get("plan_sha256") or None
+    finally:
+        ledger.close()
 
 
 async def record_hash(ckpt: Checkpointer, path: Path, stamp: FileStamp) -> None:

@@ -27,6 +27,7 @@ from bulkresign.binding import (
     rebind_input,
     record_exclude,
     record_hash,
+    record_plan,
     replaced_input,
 )
 from bulkresign.canary import run_canary
@@ -78,6 +79,9 @@ class JobConfig:
     input_stamp: FileStamp | None = None
     """The input file's stamp from before anything read it (:mod:`bulkresign.digest`): every
     read of the run must find the file unchanged. ``None``: taken when the job starts."""
+    plan_sha256: str | None = None
+    """The reviewed ID set's hash (``--plan-sha256``) the input was checked against: recorded,
+    so that a resume without the option is held to it too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,8 @@ async def run_job(
             info = JobInfo(pool, resuming, cfg.state, key, anchor, replaced)
             if not await confirm(info):
                 return None
+            if cfg.plan_sha256 is not None:
+                await anyio.to_thread.run_sync(record_plan, ledger, cfg.plan_sha256)
             live = stats if stats is not None else RunStats()
             ckpt = Checkpointer(ledger, stamp)
             limiter = RateLimiter(cfg.rate, send_ahead=cfg.send_ahead)

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import os
+import re
 import shlex
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 import anyio
 
 from bulkresign.batching import Ingest
+from bulkresign.binding import recorded_plan
 from bulkresign.cli import ExitCode, describe, operator_error, printable
 from bulkresign.cli.confirm import ask_count, preview, show_plan
 from bulkresign.cli.options import (
@@ -146,6 +148,8 @@ def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
     if spec.path != "-":
         spec = dataclasses.replace(spec, path=os.path.abspath(spec.path))
     state = args.state if args.state is not None else Path(f"{spec.path}.bulkresign")
+    if args.plan_sha256 is not None and re.fullmatch(r"[0-9a-fA-F]{64}", args.plan_sha256) is None:
+        raise ConfigError(f"--plan-sha256 {args.plan_sha256!r}: expected 64 hex digits")
     if args.canary < 0:
         raise ConfigError(f"--canary must be 0 or more, not {args.canary}")
     check_endpoint(Endpoint(args.endpoint), spec.id_type)
@@ -165,6 +169,7 @@ def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
         exclude=load_exclude(args.exclude, spec) if args.exclude else frozenset(),
         canary=args.canary,
         input_stamp=file_stamp(spec.path),  # before the first read: see bulkresign.digest
+        plan_sha256=args.plan_sha256,
     )
 
 
@@ -218,6 +223,10 @@ def handle(args: argparse.Namespace) -> int:
     )
     check_report_path(args.report)
     check_head(cfg)
+    if args.plan_sha256 is None and (reviewed := recorded_plan(cfg.state)) is not None:
+        # The run began guarded by a reviewed plan: its resumes are held to the same one.
+        args.plan_sha256 = reviewed
+        cfg = dataclasses.replace(cfg, plan_sha256=reviewed)
     plan = preview(cfg, args)
     total = None if plan is None else plan.stats.accepted
 

@@ -21,6 +21,7 @@ from bulkresign.chain import JournalAnchor
 from bulkresign.cli import main
 from bulkresign.client import GenAuthReader
 from bulkresign.emulator import DEMO_ACCESS_KEY_SECRET, RunningServer, synthetic_user_id
+from bulkresign.ledger import Ledger
 from bulkresign.models import IdType
 
 
@@ -187,6 +188,40 @@ class TestGuards:
         guard = ["--exclude", str(exclude), "--plan-sha256", doc["sha256"]]
         assert main(run(ids_file, "--yes", *guard)) == 1
         assert resigned(server) == 299
+
+    def test_a_resume_is_held_to_the_plan_the_run_began_with(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Guarded by --plan-sha256, stopped, then resumed without it on an input that gained an
+        ID nobody reviewed (accepted as fixed after an input error): refused, nothing sent."""
+        path = tmp_path / "ids.txt"
+        ids = ["f" * 24] + [synthetic_user_id(i) for i in range(200)]
+        path.write_text("\n".join(ids) + "\n")
+        assert main(["plan", str(path), "--json"]) == 0
+        digest = json.loads(capsys.readouterr().out)["sha256"]
+        assert main(run(path, "--yes", "--canary", "1", "--plan-sha256", digest)) == 3
+        state = Ledger.open(Path(f"{path}.bulkresign"))
+        assert state.meta()["plan_sha256"] == digest
+        with state.transaction():
+            state.set_meta("input_error", "as if the run had stopped at a bad line")
+        state.close()
+        before = resigned(server)
+        path.write_text("\n".join([*ids, synthetic_user_id(300)]) + "\n")
+        capsys.readouterr()
+        assert main(run(path, "--yes")) == 2
+        assert f"not the reviewed {digest}" in capsys.readouterr().err
+        assert resigned(server) == before
+
+    def test_a_plan_hash_that_is_no_sha256_is_refused(
+        self, server: RunningServer, ids_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--plan-sha256 abc: exit 2 naming the option, not a "changed input"."""
+        assert main(run(ids_file, "--yes", "--plan-sha256", "abc")) == 2
+        assert "64 hex digits" in capsys.readouterr().err
 
     def test_more_ids_than_max_users_is_refused(
         self, server: RunningServer, ids_file: Path
