@@ -76,6 +76,13 @@ class AuditJournal:
         file's. Raises :class:`~bulkresign.errors.LedgerError` naming the first bad line when it
         fails verification, and ``ConfigError`` when it is not private.
         """
+        anchored = since is not None and since.entries > 0
+        if anchored and not path.exists():
+            assert since is not None
+            raise LedgerError(
+                f"{path}: no audit journal here, but the state file anchored {since.entries} "
+                f"entries of {since.path}: give --journal {since.path}, or put it back"
+            )
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
         except FileExistsError:
@@ -87,8 +94,16 @@ class AuditJournal:
             return cls(path, fd, 0, GENESIS, now, 0)
         check_private(path)
         if since is not None and since.path != str(path.absolute()):
-            since = None
-        result = verify_journal(path, since=since)
+            # Another path: the same journal moved with its run passes through the anchor;
+            # a different file does not, and would split the run's chain in two.
+            result = verify_journal(path, through=since)
+            if not result.ok and anchored:
+                raise LedgerError(
+                    f"{path}: not the audit journal the state file anchored ({since.path}, "
+                    f"{since.entries} entries): give --journal {since.path}"
+                )
+        else:
+            result = verify_journal(path, since=since)
         if not result.ok:
             raise LedgerError(
                 f"{path}:{result.first_bad_line}: audit journal fails verification "

@@ -147,15 +147,35 @@ class TestSince:
         with pytest.raises(LedgerError, match="lines lost"):
             AuditJournal.open(journal_path, since=mark, now=clock)
 
-    def test_anchor_of_another_file_is_ignored(
+    def test_another_journal_than_the_anchored_one_is_refused(
         self, tmp_path: Path, journal_path: Path, clock: Callable[[], datetime]
     ) -> None:
-        """An anchor names its file: another journal is verified whole."""
+        """A resume naming another journal would split the run's chain: refused, naming both."""
         mark = anchored(journal_path, clock, 4, 0)
         other = tmp_path / "other.jsonl"
         anchored(other, clock, 1, 0)
-        with AuditJournal.open(other, since=mark, now=clock) as journal:
-            assert journal.entries == 1
+        with pytest.raises(LedgerError, match=f"give --journal {journal_path}"):
+            AuditJournal.open(other, since=mark, now=clock)
+
+    def test_a_missing_anchored_journal_is_refused_not_started_afresh(
+        self, tmp_path: Path, journal_path: Path, clock: Callable[[], datetime]
+    ) -> None:
+        """No journal where the state file anchored entries: refused, and nothing created."""
+        mark = anchored(journal_path, clock, 4, 0)
+        elsewhere = tmp_path / "new.jsonl"
+        with pytest.raises(LedgerError, match="no audit journal here"):
+            AuditJournal.open(elsewhere, since=mark, now=clock)
+        assert not elsewhere.exists()
+
+    def test_the_same_journal_moved_with_its_run_continues(
+        self, tmp_path: Path, journal_path: Path, clock: Callable[[], datetime]
+    ) -> None:
+        """Moved to another folder, the journal still passes through its anchor: extended."""
+        mark = anchored(journal_path, clock, 4, 2)
+        moved = tmp_path / "moved.jsonl"
+        journal_path.rename(moved)
+        with AuditJournal.open(moved, since=mark, now=clock) as journal:
+            assert journal.entries == 6
 
 
 class TestThrough:
