@@ -168,7 +168,8 @@ async def run_job(
             partial(Ledger.open, cfg.state, manifest, durable=cfg.durable)
         )
         try:
-            if not resuming and cfg.exclude:
+            fresh = await anyio.to_thread.run_sync(ledger.last_seq) < 0
+            if fresh and cfg.exclude:
                 await anyio.to_thread.run_sync(record_exclude, ledger, cfg.exclude)
             meta = await anyio.to_thread.run_sync(ledger.meta)
             key, anchor = bytes.fromhex(meta["pseudonym_key"]), JournalAnchor.from_meta(meta)

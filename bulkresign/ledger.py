@@ -22,7 +22,7 @@ from pathlib import Path
 
 import orjson
 
-from bulkresign.errors import LedgerError
+from bulkresign.errors import LedgerError, LedgerMismatch
 from bulkresign.files import check_private, ensure_private, is_sqlite
 from bulkresign.ledgerview import LedgerView
 from bulkresign.models import Batch, BatchState
@@ -50,6 +50,10 @@ __all__ = [
     "LedgerView",
     "Manifest",
 ]
+
+
+#: What a run notes about its input besides the manifest: void once the options are rebound.
+_RUN_NOTES = ("input_sha256", "ingest", "input_error", "input_prefix", "plan_sha256", "exclude")
 
 
 class Ledger(LedgerView):
@@ -124,7 +128,22 @@ class Ledger(LedgerView):
             self._conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
 
     def _check(self, manifest: Manifest | None) -> None:
-        check_manifest(self.path, self.meta(), manifest)
+        try:
+            check_manifest(self.path, self.meta(), manifest)
+        except LedgerMismatch:
+            if manifest is None or self.last_seq() >= 0:
+                raise
+            self._rebind(manifest)
+
+    def _rebind(self, manifest: Manifest) -> None:
+        """Bind a state file that holds no batch to ``manifest``: nothing was sent or planned
+        under the old options (a declined prompt, an input with no valid ID), so nothing binds
+        the run to them. The pseudonym key, the journal's anchor and the creation time stay."""
+        meta = manifest.as_meta()
+        del meta["pseudonym_key"]
+        with self.transaction():
+            self._conn.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in _RUN_NOTES])
+            self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta.items())
 
     def in_place(self) -> bool:
         """Whether the path still names the file this run locked (moved, replaced or deleted)."""

@@ -105,9 +105,26 @@ class TestOpening:
     ) -> None:
         """A state file made for another input, ID type, endpoint, host or pool is refused."""
         path = tmp_path / "run.state"
-        Ledger.open(path, manifest()).close()
+        led = Ledger.open(path, manifest())
+        with led.transaction():
+            led.add_batch(batch(0))
+        led.close()
         with pytest.raises(LedgerMismatch, match=field.split("_")[0]):
             Ledger.open(path, manifest(**{field: value}))
+
+    def test_a_state_file_without_a_batch_takes_the_new_options(self, tmp_path: Path) -> None:
+        """Nothing recorded (a declined prompt): another ID type rebinds it, notes cleared,
+        its pseudonym key kept."""
+        path = tmp_path / "run.state"
+        led = Ledger.open(path, manifest())
+        with led.transaction():
+            led.set_meta("plan_sha256", "a" * 64)
+        key = led.meta()["pseudonym_key"]
+        led.close()
+        again = Ledger.open(path, manifest(id_type="email", pseudonym_key="cd" * 16))
+        meta = again.meta()
+        assert meta["id_type"] == "email" and meta["pseudonym_key"] == key
+        assert "plan_sha256" not in meta
 
     def test_a_readable_by_others_state_file_is_refused(self, tmp_path: Path) -> None:
         """A state file that group or others may read is refused with a chmod hint."""

@@ -81,6 +81,31 @@ class TestConfirmation:
         assert "not confirmed" in capsys.readouterr().err
         assert resigned(server) == 0
 
+    @pytest.mark.usefixtures("stderr_on_a_terminal")
+    def test_a_declined_start_binds_none_of_its_options(
+        self, server: RunningServer, ids_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Declined with one --exclude list, the same state file takes another next time."""
+        first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+        first.write_text(synthetic_user_id(3) + "\n")
+        second.write_text(synthetic_user_id(4) + "\n")
+        monkeypatch.setattr("sys.stdin", FakeTTY("no\n"))
+        assert main(run(ids_file, "--exclude", str(first))) == 2
+        assert main(run(ids_file, "--yes", "--exclude", str(second))) == 1
+        counts = server.oracle()["resign_counts"]
+        assert synthetic_user_id(4) not in counts and synthetic_user_id(3) in counts  # type: ignore[operator]
+
+    def test_a_run_that_accepted_no_id_binds_none_of_its_options(
+        self, server: RunningServer, tmp_path: Path
+    ) -> None:
+        """Emails read as user_ids: every line rejected, nothing recorded; the same state file
+        then takes --id-type email."""
+        path = tmp_path / "emails.txt"
+        path.write_text("".join(f"user{i}@example.com\n" for i in range(10)))
+        assert main(run(path, "--yes")) == 1
+        assert main(run(path, "--yes", "--id-type", "email")) == 0
+        assert resigned(server) == 10
+
     def test_a_prompt_that_would_not_be_seen_is_refused(
         self, server: RunningServer, ids_file: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
