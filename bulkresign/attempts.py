@@ -285,7 +285,9 @@ class BatchJob:
         if errors and self.d.error_budget is not None:
             self.d.stats.errors += errors
             if self.d.error_budget.exceeded(self.d.stats.errors, self.d.stats.ids_processed):
-                self.d.stop(f"error budget exceeded ({self.d.stats.errors} IDs failed)")
+                self.d.stop(
+                    f"error budget exceeded ({self.d.stats.errors} IDs not found or failed)"
+                )
 
     def _close(self) -> None:
         """Every ID has an outcome: record the batch's terminal state (once)."""

@@ -77,7 +77,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=DEFAULT_CONCURRENCY,
         help=f"requests in flight (default {DEFAULT_CONCURRENCY})",
     )
-    p.add_argument("--max-errors", help="stop (resumably) after N failed IDs, or P%% of them")
+    p.add_argument(
+        "--max-errors", help="stop (resumably) after N IDs not found or failed, or P%% of them"
+    )
     p.add_argument(
         "--grace",
         type=float,
@@ -130,19 +132,30 @@ def add_guard_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--no-progress", action="store_true", help="no live progress display")
 
 
-def _positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ConfigError(f"{name} must be greater than 0, not {value:g}")
+#: Each numeric option's range: the least and most a run can work with (a rate of 1e-300 a
+#: second overflowed the limiter; 100,000 workers took 23 s of CPU before the first call).
+_RANGES: dict[str, tuple[float, float]] = {
+    "rate": (0.01, 100_000),
+    "concurrency": (1, 1024),
+    "timeout": (0.1, 3600),
+    "grace": (0, 3600),
+    "reconcile_delay": (0, 3600),
+    "max_users": (0, 10**12),
+}
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    for name, (low, high) in _RANGES.items():
+        value = getattr(args, name)
+        if value is not None and not low <= value <= high:  # NaN fails both
+            raise ConfigError(
+                f"--{name.replace('_', '-')} must be from {low:g} to {high:g}, not {value:g}"
+            )
 
 
 def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
     """Validate the arguments into a :class:`JobConfig`."""
-    _positive("--rate", args.rate)
-    _positive("--concurrency", args.concurrency)
-    _positive("--timeout", args.timeout)
-    for name, value in (("--grace", args.grace), ("--reconcile-delay", args.reconcile_delay)):
-        if not value >= 0:
-            raise ConfigError(f"{name} must be 0 or more, not {value:g}")
+    _check_ranges(args)
     if spec.path == "-" and args.state is None:
         raise ConfigError("reading stdin: give --state FILE so the run can be resumed")
     if spec.path != "-":

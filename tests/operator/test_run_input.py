@@ -101,8 +101,24 @@ class TestRefusedBeforeAnything:
             ["--log", "{tmp}/ids.txt.bulkresign-wal"],
             ["--grace", "-1"],
             ["--reconcile-delay", "-1"],
+            ["--reconcile-delay", "inf"],
+            ["--rate", "1e-300"],
+            ["--concurrency", "100000"],
+            ["--max-users", "-1"],
+            ["--timeout", "nan"],
         ],
-        ids=["report-folder-missing", "report-is-a-folder", "log-is-the-wal", "grace", "delay"],
+        ids=[
+            "report-folder-missing",
+            "report-is-a-folder",
+            "log-is-the-wal",
+            "grace",
+            "delay",
+            "delay-inf",
+            "rate-tiny",
+            "concurrency-huge",
+            "max-users-negative",
+            "timeout-nan",
+        ],
     )
     def test_options_the_run_could_not_honour_are_refused_first(
         self, server: RunningServer, tmp_path: Path, extra: list[str]
