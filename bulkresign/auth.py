@@ -108,6 +108,8 @@ class TokenSource:
     Callers that find the token due while another caller is renewing it wait on the lock and
     then reuse the fresh token, so N concurrent callers cause one request (single-flight). If
     the renewing caller is cancelled, the lock passes to the next waiter, which tries again.
+    Every token after the first must be scoped to the first one's userpool: a run is bound to
+    one pool, which is checked against its ledger only when it starts.
     """
 
     def __init__(
@@ -123,6 +125,7 @@ class TokenSource:
         self._clock = clock
         self._margin = refresh_margin
         self._token: ManagementToken | None = None
+        self._pool: str | None = None
         self._lock = anyio.Lock()
 
     def _fresh(self) -> ManagementToken | None:
@@ -140,6 +143,14 @@ class TokenSource:
             token = self._fresh()
             if token is None:
                 token = await self._fetch()
+                if self._pool is not None and token.userpool_id != self._pool:
+                    # The key now names another pool (the host's key store changed, or another
+                    # server answers): its users are not this run's, whatever their IDs.
+                    raise AuthFailed(
+                        f"a renewed management token is scoped to userpool {token.userpool_id}, "
+                        f"not {self._pool} as when this client started; stopping"
+                    )
+                self._pool = token.userpool_id
                 self._token = token
             return token
 

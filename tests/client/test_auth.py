@@ -138,13 +138,14 @@ class Minter:
         self.clock = clock
         self.lifetime = lifetime
         self.gate: anyio.Event | None = None
+        self.pool = "pool"
 
     async def __call__(self) -> ManagementToken:
         self.calls += 1
         if self.gate is not None:
             await self.gate.wait()
         await checkpoint()
-        return ManagementToken(Secret(f"t{self.calls}"), "pool", self.clock(), self.lifetime)
+        return ManagementToken(Secret(f"t{self.calls}"), self.pool, self.clock(), self.lifetime)
 
 
 class TestTokenSource:
@@ -229,6 +230,18 @@ class TestTokenSource:
         with pytest.raises(AuthFailed):
             await source.get()
         assert (await source.get()).value.reveal() == "t"
+
+    async def test_a_renewed_token_of_another_userpool_is_refused(self, clock: Clock) -> None:
+        """The key names another pool at renewal (mid-run): AuthFailed, the token not taken."""
+        minter = Minter(clock, lifetime=100.0)
+        source = TokenSource(minter, clock=clock, refresh_margin=0.1)
+        await source.get()
+        minter.pool = "another-pool"
+        clock.advance(95.0)
+        with pytest.raises(AuthFailed, match="scoped to userpool another-pool, not pool"):
+            await source.get()
+        with pytest.raises(AuthFailed):
+            await source.get()
 
     @pytest.mark.parametrize("margin", [-0.1, 1.0, 2.0])
     def test_margin_must_be_a_fraction(self, clock: Clock, margin: float) -> None:
