@@ -14,14 +14,15 @@ import math
 from collections.abc import Callable, Collection, Generator, Iterator
 from typing import BinaryIO
 
+from bulkresign.chunk import Chunk
 from bulkresign.dedup import KeyTable
 from bulkresign.digest import FileStamp, Prefix
 from bulkresign.errors import ConfigError
 from bulkresign.formats import pick_format
-from bulkresign.idkeys import id_keys
+from bulkresign.idkeys import match_keys
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.models import Batch
-from bulkresign.scan import Chunk, Scanner, exclude_form
+from bulkresign.scan import Scanner
 from bulkresign.source import BLOCK_SIZE, InputReader, check_readable
 from bulkresign.tally import IngestStats, LineKind, LineRow, Reject, Tally
 from bulkresign.validate import RejectReason, normalizer
@@ -87,7 +88,7 @@ class Ingest:
                 raise ConfigError(f"excluded ID {value!r} is not a valid {self.spec.id_type}")
             ids.append(normalized)
         table = KeyTable()
-        table.insert(id_keys(self.spec.id_type, exclude_form(self.spec, ids)))
+        table.insert(match_keys(self.spec, ids))
         return table
 
     @property

@@ -13,9 +13,10 @@ import hashlib
 import numpy as np
 import numpy.typing as npt
 
+from bulkresign.inputspec import InputSpec
 from bulkresign.models import IdType
 
-__all__ = ["id_keys"]
+__all__ = ["id_keys", "match_form", "match_keys"]
 
 
 def id_keys(id_type: IdType, ids: list[str]) -> npt.NDArray[np.uint64]:
@@ -27,3 +28,20 @@ def id_keys(id_type: IdType, ids: list[str]) -> npt.NDArray[np.uint64]:
         return padded.view(np.uint64)
     digests = b"".join(hashlib.blake2b(v.encode(), digest_size=16).digest() for v in ids)
     return np.frombuffer(digests, np.uint64).reshape(-1, 2)
+
+
+def match_form(spec: InputSpec, ids: list[str]) -> list[str]:
+    """Normalized IDs as the server matches them, which dedup and ``--exclude`` compare: emails
+    always without case, because GenAuth matches them so, even when ``--case-sensitive-email``
+    keeps the case of what is sent (``A@x.com`` after ``a@x.com`` is the same user: a duplicate,
+    and protected by an excluded ``a@x.com``)."""
+    if spec.id_type is IdType.EMAIL and spec.case_sensitive_email:
+        return [i.lower() for i in ids]
+    return ids
+
+
+def match_keys(spec: InputSpec, ids: list[str]) -> npt.NDArray[np.uint64]:
+    """The dedup keys of ``ids`` (:func:`match_form`)."""
+    if not ids:
+        return np.empty((0, 2), np.uint64)
+    return id_keys(spec.id_type, match_form(spec, ids))

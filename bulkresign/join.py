@@ -16,9 +16,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from bulkresign.errors import LedgerMismatch
-from bulkresign.idkeys import id_keys
+from bulkresign.idkeys import match_form, match_keys
+from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import TERMINAL, Attempt, BatchRecord, Ledger
-from bulkresign.models import BatchState, IdType, LineOutcome
+from bulkresign.models import BatchState, LineOutcome
 from bulkresign.tally import LineKind, LineRow
 
 __all__ = ["ReportRow", "join_lines", "open_outcome"]
@@ -65,7 +66,7 @@ class ReportRow:
 
 
 def join_lines(
-    ledger: Ledger, rows: Iterable[LineRow], id_type: IdType, *, duplicates: bool = True
+    ledger: Ledger, rows: Iterable[LineRow], spec: InputSpec, *, duplicates: bool = True
 ) -> Iterator[ReportRow]:
     """Join the lines of one pass over the input (:meth:`Ingest.rows`) with ``ledger``.
 
@@ -74,7 +75,7 @@ def join_lines(
     end if the ledger holds batches the lines did not reach.
     """
     join = _Join(ledger)
-    first = _FirstLines(id_type) if duplicates else None
+    first = _FirstLines(spec) if duplicates else None
     try:
         for row in rows:
             if row.kind is LineKind.ACCEPTED:
@@ -203,8 +204,8 @@ class _FirstLines:
     #: IDs held in memory before they go to the index in one transaction.
     _FLUSH = 1 << 16
 
-    def __init__(self, id_type: IdType) -> None:
-        self._id_type = id_type
+    def __init__(self, spec: InputSpec) -> None:
+        self._spec = spec
         self._recent: dict[str, int] = {}  # not yet in the index: found here first
         self._conn = sqlite3.connect("", isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=OFF")
@@ -214,21 +215,23 @@ class _FirstLines:
 
     def add(self, user_id: str, line: int) -> None:
         """Remember the first line of a newly accepted ID."""
+        (user_id,) = match_form(self._spec, [user_id])
         self._recent[user_id] = line
         if len(self._recent) >= self._FLUSH:
             self._flush()
 
     def find(self, user_id: str) -> int | None:
         """The line ``user_id`` was first accepted on, if it was."""
+        (user_id,) = match_form(self._spec, [user_id])
         line = self._recent.get(user_id)
         if line is not None:
             return line
-        key = id_keys(self._id_type, [user_id])[0].tobytes()
+        key = match_keys(self._spec, [user_id])[0].tobytes()
         row = self._conn.execute("SELECT line FROM first WHERE key = ?", (key,)).fetchone()
         return None if row is None else int(row[0])
 
     def _flush(self) -> None:
-        keys = [k.tobytes() for k in id_keys(self._id_type, list(self._recent))]
+        keys = [k.tobytes() for k in match_keys(self._spec, list(self._recent))]
         self._conn.execute("BEGIN")
         self._conn.executemany(
             "INSERT OR IGNORE INTO first VALUES (?, ?)",

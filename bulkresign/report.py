@@ -176,9 +176,7 @@ def report_rows(
             f"{ledger.path}: the run excluded {excluded:,} IDs; give the same --exclude FILE"
         )
     # Without duplicates (known once the run read its whole input) no line needs a first line.
-    rows = join_lines(
-        ledger, ingest.rows(), spec.id_type, duplicates=ingest_meta.get("duplicates") != 0
-    )
+    rows = join_lines(ledger, ingest.rows(), spec, duplicates=ingest_meta.get("duplicates") != 0)
     return _digest_checked(rows, ingest, expected)
 
 

@@ -11,18 +11,18 @@ ObjectId's 12 bytes or by a 128-bit BLAKE2b digest of the normalized value.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from itertools import islice
 
 import numpy as np
 import numpy.typing as npt
 
+from bulkresign.chunk import Chunk, Pending, line_kind, preview
 from bulkresign.csvrecords import CsvParser
-from bulkresign.dedup import KeyBatch, KeyTable
+from bulkresign.dedup import KeyTable
 from bulkresign.errors import InputError
 from bulkresign.fastpath import OBJECT_ID_LEN, split_hex_block
 from bulkresign.formats import Item, JsonlParser, classify_plain, plain_items
-from bulkresign.idkeys import id_keys
+from bulkresign.idkeys import id_keys, match_keys
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.lines import Lines, Piece
 from bulkresign.models import IdType
@@ -33,53 +33,15 @@ from bulkresign.validate import (
     Normalizer,
     RejectReason,
     SkipReason,
-    preview_bytes,
     preview_text,
 )
 
-__all__ = ["CHUNK_LINES", "FIRST_CHUNK_LINES", "Chunk", "Detail", "Scanner", "exclude_form"]
+__all__ = ["CHUNK_LINES", "FIRST_CHUNK_LINES", "Scanner"]
 
 #: Lines per chunk on the per-line path: enough to amortize one vectorized dedup call.
 CHUNK_LINES = 1 << 16
 #: Lines in the first chunk of a CSV or JSONL input; each next chunk doubles up to CHUNK_LINES.
 FIRST_CHUNK_LINES = 1 << 11
-
-U64 = npt.NDArray[np.uint64]
-#: One line for ``bulkresign report``: line, raw preview, normalized ID, kind, reason.
-Detail = tuple[int, str, str | None, LineKind, RejectReason | SkipReason | None]
-
-
-@dataclass(slots=True)
-class Chunk:
-    """What became of ``lines`` consecutive input lines."""
-
-    lines: int
-    accepted_lines: npt.NDArray[np.int64]
-    accepted: bytes
-    """The accepted IDs in order, UTF-8, each followed by ``\\n``."""
-    duplicates: int = 0
-    excluded: int = 0
-    skipped: dict[SkipReason, int] = field(default_factory=dict)
-    rejects: list[Reject] = field(default_factory=list)
-    detail: list[Detail] | None = None
-    consumed: int = 0
-    """Bytes of text read by the time this chunk was formed (for size estimates)."""
-
-
-def _preview(raw: bytes | str) -> str:
-    return preview_bytes(raw) if isinstance(raw, bytes) else preview_text(raw)
-
-
-@dataclass(slots=True)
-class _Pending:
-    """A chunk whose IDs are parsed and keyed, waiting for the dedup table."""
-
-    chunk: Chunk
-    lines: npt.NDArray[np.int64]  # the line of each candidate ID
-    ids: list[str] | npt.NDArray[np.uint8]  # their text: strings, or 24-byte rows
-    live: npt.NDArray[np.intp]  # the candidates not excluded
-    keys: KeyBatch | None
-    slots: list[int] = field(default_factory=list)  # each candidate's place in chunk.detail
 
 
 class Scanner:
@@ -115,7 +77,6 @@ class Scanner:
         self.normalize = normalize
         self.seen = seen
         self.exclude = exclude
-        self.fold_exclude = spec.id_type is IdType.EMAIL and spec.case_sensitive_email
         self.detailed = detailed
         self.blockwise = fast and not detailed and fmt is Format.LINES
         # The numpy path takes 24-hex-digit lines without the length check; under a smaller limit
@@ -138,7 +99,7 @@ class Scanner:
         for item in pending:
             yield self._complete(item)
 
-    def _pending(self, reader: InputReader) -> Iterator[_Pending]:
+    def _pending(self, reader: InputReader) -> Iterator[Pending]:
         pieces = reader.pieces(self.limit)
         if self.blockwise:
             for piece in pieces:
@@ -195,9 +156,9 @@ class Scanner:
             chunk.skipped[reason] = chunk.skipped.get(reason, 0) + 1
         else:
             assert reason is not None
-            chunk.rejects.append(Reject(item.line, reason, _preview(item.raw)))
+            chunk.rejects.append(Reject(item.line, reason, preview(item.raw)))
         if chunk.detail is not None:
-            chunk.detail.append((item.line, _preview(item.raw), None, _kind(reason), reason))
+            chunk.detail.append((item.line, preview(item.raw), None, line_kind(reason), reason))
         return False
 
     def _keyed(
@@ -205,24 +166,19 @@ class Scanner:
         chunk: Chunk,
         lines: npt.NDArray[np.int64],
         ids: list[str] | npt.NDArray[np.uint8],
-        keys: U64,
-    ) -> _Pending:
+        keys: npt.NDArray[np.uint64],
+    ) -> Pending:
         """Set aside excluded IDs and prepare the rest for the table."""
         live = np.arange(len(keys))
         if self.exclude is not None and len(keys):
-            if self.fold_exclude:
-                assert isinstance(ids, list)  # emails take the per-line path
-                folded = id_keys(IdType.EMAIL, exclude_form(self.spec, ids))
-                excluded = self.exclude.contains(folded)
-            else:
-                excluded = self.exclude.contains(keys)
+            excluded = self.exclude.contains(keys)
             chunk.excluded = int(np.count_nonzero(excluded))
             live = np.flatnonzero(~excluded)
             keys = keys[live]
         batch = self.seen.prepare(keys) if len(keys) else None
-        return _Pending(chunk, lines, ids, live, batch)
+        return Pending(chunk, lines, ids, live, batch)
 
-    def _items_pending(self, items: list[Item]) -> _Pending:
+    def _items_pending(self, items: list[Item]) -> Pending:
         chunk = Chunk(len(items), np.empty(0, np.int64), b"")
         ids: list[str] = []
         id_lines: list[int] = []
@@ -233,17 +189,17 @@ class Scanner:
                 if self._field(item, chunk, ids, id_lines):
                     slots.append(len(chunk.detail))
                     chunk.detail.append(
-                        (item.line, _preview(item.raw), ids[-1], LineKind.ACCEPTED, None)
+                        (item.line, preview(item.raw), ids[-1], LineKind.ACCEPTED, None)
                     )
         else:
             for item in items:
                 self._field(item, chunk, ids, id_lines)
-        keys = id_keys(self.spec.id_type, ids) if ids else np.empty((0, 2), np.uint64)
+        keys = match_keys(self.spec, ids)
         pending = self._keyed(chunk, np.array(id_lines, np.int64), ids, keys)
         pending.slots = slots
         return pending
 
-    def _text_pending(self, piece: Lines) -> _Pending:
+    def _text_pending(self, piece: Lines) -> Pending:
         """Plain lines of any ID type, a block at a time when the block is clean UTF-8.
 
         The per-line path's checks in its order — comment, blank, length, NUL, UTF-8 — give the
@@ -278,10 +234,10 @@ class Scanner:
             else:
                 ids.append(normalized)
                 id_lines.append(number)
-        keys = id_keys(self.spec.id_type, ids) if ids else np.empty((0, 2), np.uint64)
+        keys = match_keys(self.spec, ids)
         return self._keyed(chunk, np.array(id_lines, np.int64), ids, keys)
 
-    def _hex_pending(self, piece: Lines) -> _Pending:
+    def _hex_pending(self, piece: Lines) -> Pending:
         data = piece.data
         block = split_hex_block(data)
         chunk = Chunk(len(block.starts), np.empty(0, np.int64), b"")
@@ -305,7 +261,7 @@ class Scanner:
             text = np.concatenate([text, more_text])[order]
         return self._keyed(chunk, first + index.astype(np.int64), text, keys)
 
-    def _complete(self, pending: _Pending) -> Chunk:
+    def _complete(self, pending: Pending) -> Chunk:
         """Run a pending chunk's IDs through the table: each is new, a duplicate or excluded."""
         chunk = pending.chunk
         n = len(pending.lines)
@@ -335,16 +291,3 @@ class Scanner:
                     kind = LineKind.EXCLUDED if is_excluded else LineKind.DUPLICATE
                     chunk.detail[slot] = (line, raw, value, kind, None)
         return chunk
-
-
-def exclude_form(spec: InputSpec, ids: list[str]) -> list[str]:
-    """Normalized IDs as the exclude list compares them: emails always without case, because
-    GenAuth matches them so, even when ``--case-sensitive-email`` keeps the case of what is sent
-    (an excluded ``a@x.com`` must protect ``A@x.com``)."""
-    if spec.id_type is IdType.EMAIL and spec.case_sensitive_email:
-        return [i.lower() for i in ids]
-    return ids
-
-
-def _kind(reason: RejectReason | SkipReason | None) -> LineKind:
-    return LineKind.SKIPPED if isinstance(reason, SkipReason) else LineKind.REJECTED

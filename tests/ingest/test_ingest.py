@@ -120,6 +120,19 @@ class TestExclude:
             assert [i for b in reader.batches() for i in b.ids] == ["user701@example.com"]
             assert reader.stats.excluded == 2
 
+    def test_case_sensitive_emails_are_deduplicated_whatever_their_case(self, write: Write) -> None:
+        """--case-sensitive-email sends the first spelling as written; a later spelling of the
+        same address is its duplicate, because GenAuth resolves both to one user."""
+        path = write("User5@Example.com\nuser6@example.com\nUSER5@EXAMPLE.COM\n")
+        reader = Ingest(InputSpec(str(path), IdType.EMAIL, case_sensitive_email=True))
+        rows = list(reader.rows())
+        assert [r.kind for r in rows] == [LineKind.ACCEPTED, LineKind.ACCEPTED, LineKind.DUPLICATE]
+        reader = Ingest(InputSpec(str(path), IdType.EMAIL, case_sensitive_email=True))
+        assert [i for b in reader.batches() for i in b.ids] == [
+            "User5@Example.com",
+            "user6@example.com",
+        ]
+
     def test_invalid_exclusion_is_refused(self, write: Write) -> None:
         """An excluded value that is not an ID of the type is a usage error."""
         with pytest.raises(ConfigError, match="not a valid user_id"):
