@@ -202,7 +202,9 @@ async def run_pipeline(
     if mismatch:
         raise mismatch[0]
     open_left = await ckpt.read(lambda led: led.open_count())
-    finished = stats.ingest_done and open_left == 0 and not dispatcher.stopping.is_set()
+    # Whatever stopped the run, it is finished if the input was read to its end and every batch
+    # closed (a breaker that opens on the last read-backs leaves nothing to resume).
+    finished = stats.ingest_done and open_left == 0
     return RunResult(finished, dispatcher.stop_reason, input_error[0] if input_error else None)
 
 

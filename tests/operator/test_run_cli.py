@@ -339,6 +339,18 @@ class TestReadBack:
         counts = server.oracle()["resign_counts"]
         assert len(counts) == 120 and set(counts.values()) == {1}  # type: ignore[union-attr]
 
+    def test_a_breaker_that_opens_once_everything_is_settled_finishes_the_run(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Five calls in doubt open the breaker, but their read-backs settle every ID: finished,
+        exit 0, no "resume with" for a job with nothing left."""
+        server.call(lambda: server.emulator.reconfigure(faults={"error_after": 1.0}))
+        path = tmp_path / "ids.txt"
+        path.write_text("".join(synthetic_user_id(i) + "\n" for i in range(250)))
+        assert main(run(path, "--yes", "--reconcile-delay", "0")) == 0
+        assert "resume with" not in capsys.readouterr().err
+        assert max(server.oracle()["resign_counts"].values()) == 1  # type: ignore[union-attr]
+
     def test_a_server_that_refuses_reads_naming_an_unknown_id(
         self, server: RunningServer, tmp_path: Path
     ) -> None:
