@@ -81,7 +81,7 @@ class BatchJob:
                 groups.append(ids)
             elif isinstance(outcome, NotApplied):
                 tries += 1
-                if not self._may_retry(tries):
+                if not self._may_retry(tries, outcome):
                     return
                 await anyio.sleep(self.d.settings.retry.delay(tries, self.d.rng, None))
                 groups.append(ids)
@@ -100,13 +100,13 @@ class BatchJob:
                 return
         self._close()
 
-    def _may_retry(self, tries: int) -> bool:
+    def _may_retry(self, tries: int, error: NotApplied) -> bool:
         d = self.d
         if tries >= d.settings.retry.max_attempts:
-            d.stop(f"batch {self.seq}: {tries} attempts not applied in a row")
+            d.stop(f"batch {self.seq}: {tries} attempts not applied in a row ({error.message})")
             return False
         if not d.retry_budget.try_spend():
-            d.stop("retry budget exhausted")
+            d.stop(f"retry budget exhausted (last: {error.message})")
             return False
         d.stats.retries += 1
         return True
