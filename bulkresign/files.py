@@ -51,9 +51,11 @@ def _refuse_shared(path: Path, st: os.stat_result) -> None:
     if st.st_uid != os.getuid():
         raise ConfigError(f"{path}: owned by another user (uid {st.st_uid}); refusing to use it")
     if stat.S_IMODE(st.st_mode) & 0o077:
+        if not stat.S_ISREG(st.st_mode):  # a shared device (/dev/null) takes no chmod advice
+            raise ConfigError(f"{path}: not a private regular file; name a file of its own")
         raise ConfigError(
-            f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets others read personal data; "
-            f"run: chmod 600 {path}"
+            f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets group or others at a file that "
+            f"holds personal data or secrets; run: chmod 600 {path}"
         )
 
 

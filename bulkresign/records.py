@@ -184,6 +184,12 @@ def check_manifest(path: Path, meta: Mapping[str, str], manifest: Manifest | Non
     # After a run stopped on an input error, the fixed input may differ: the run's batches are
     # then checked one by one as the new input replays them (bulkresign.pipeline).
     if stored and given and stored != given and not meta.get("input_error"):
+        made_for = meta.get("input_path")
+        if made_for and made_for != manifest.input_path:
+            raise LedgerMismatch(
+                f"{path}: made for the input {made_for}, not {manifest.input_path}; use another "
+                "--state file for a different input"
+            )
         raise LedgerMismatch(
             f"{path}: made for an input with SHA-256 {stored[:16]}…, but "
             f"{manifest.input_path} now hashes to {given[:16]}…; the input changed"

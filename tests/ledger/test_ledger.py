@@ -112,6 +112,17 @@ class TestOpening:
         with pytest.raises(LedgerMismatch, match=field.split("_")[0]):
             Ledger.open(path, manifest(**{field: value}))
 
+    def test_another_inputs_state_file_names_its_input(self, tmp_path: Path) -> None:
+        """--state naming another job's ledger says whose it is, not "the input changed"."""
+        path = tmp_path / "run.state"
+        led = Ledger.open(path, manifest())
+        with led.transaction():
+            led.add_batch(batch(0))
+        led.close()
+        other = manifest(input_path="other.txt", input_sha256="b" * 64)
+        with pytest.raises(LedgerMismatch, match="made for the input users.txt, not other.txt"):
+            Ledger.open(path, other)
+
     def test_a_state_file_without_a_batch_takes_the_new_options(self, tmp_path: Path) -> None:
         """Nothing recorded (a declined prompt): another ID type rebinds it, notes cleared,
         its pseudonym key kept."""
@@ -125,6 +136,12 @@ class TestOpening:
         meta = again.meta()
         assert meta["id_type"] == "email" and meta["pseudonym_key"] == key
         assert "plan_sha256" not in meta
+
+    def test_a_shared_device_is_refused_without_chmod_advice(self) -> None:
+        """--state /dev/null: refused, and no advice to chmod a device everyone needs."""
+        with pytest.raises((ConfigError, LedgerError)) as info:
+            Ledger.open(Path("/dev/null"), manifest())
+        assert "chmod" not in str(info.value)
 
     def test_a_readable_by_others_state_file_is_refused(self, tmp_path: Path) -> None:
         """A state file that group or others may read is refused with a chmod hint."""
