@@ -19,7 +19,8 @@ crash: batches whose intent was committed but whose request had not left are rea
 run, like the ones in flight (at most a chunk, the stream's buffer and the workers' batches). When
 the run ends any other way — finished, stopped, cancelled — those intents are withdrawn, in a
 shielded commit, and the batches are PENDING again. A flusher commits posted outcomes every
-:data:`FLUSH_EVERY` seconds, so a crash loses at most that much progress to read-backs.
+:data:`~bulkresign.upkeep.FLUSH_EVERY` seconds, so a crash loses at most that much progress to
+read-backs (:mod:`bulkresign.upkeep` holds it, the signal watch and the settling at the end).
 
 Signals (https://anyio.readthedocs.io/en/stable/signals.html): the first SIGINT/SIGTERM stops new
 sends and gives in-flight requests ``grace`` seconds to finish and be recorded; a second one
@@ -29,7 +30,6 @@ the next run reads it back.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -47,6 +47,8 @@ from bulkresign.errors import InputError, LedgerMismatch
 from bulkresign.ledger import BatchRecord, Ledger
 from bulkresign.models import Batch, BatchState
 from bulkresign.records import join_ids, join_lines
+from bulkresign.threads import run_in_daemon
+from bulkresign.upkeep import flush_periodically, settle, watch_signals
 
 __all__ = ["CHUNK", "FIRST_CHUNK", "RunResult", "run_pipeline"]
 
@@ -57,8 +59,6 @@ CHUNK = 64
 #: Batches in the first chunk; each next one is four times as large, up to CHUNK. The first
 #: request waits for its chunk's intents to be committed: 64 inserts held it back 22-35 ms.
 FIRST_CHUNK = 4
-#: Seconds between commits of posted outcomes when no intent commit carries them sooner.
-FLUSH_EVERY = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +104,15 @@ async def run_pipeline(
     async def take() -> list[Batch]:
         """The input's next chunk of batches; the ones the ledger holds are checked, not new."""
         nonlocal size, seen
-        chunk = await anyio.to_thread.run_sync(_take, batches, size)
+        if read_so_far is None:
+            chunk = await anyio.to_thread.run_sync(_take, batches, size)
+        else:
+            # A pipe may go quiet for good: a stop must not wait for its writer.
+            taken = partial(_take, batches, size)
+            got = await run_in_daemon(taken, name="bulkresign read", until=dispatcher.stopping)
+            if got is None:
+                raise _StoppedReading
+            chunk = got
         size = min(CHUNK, size * 4)
         if chunk:
             seen = chunk[-1].seq
@@ -159,8 +167,8 @@ async def run_pipeline(
                             return
                         record = BatchRecord(b, BatchState.SENDING, 1, {})
                         await _put(send, WorkItem(record, intent_committed=True))
-            except anyio.BrokenResourceError:
-                return  # every worker has stopped
+            except (anyio.BrokenResourceError, _StoppedReading):
+                return  # every worker has stopped, or the run while the input was silent
             except LedgerMismatch as exc:
                 mismatch.append(exc)
                 dispatcher.stop(str(exc))
@@ -183,8 +191,8 @@ async def run_pipeline(
     try:
         async with anyio.create_task_group() as outer:
             if signals:
-                outer.start_soon(_watch_signals, dispatcher, outer.cancel_scope, grace)
-            outer.start_soon(_flush_periodically, dispatcher)
+                outer.start_soon(watch_signals, dispatcher, outer.cancel_scope, grace)
+            outer.start_soon(flush_periodically, dispatcher)
             async with anyio.create_task_group() as workers:
                 # Room for a chunk beyond one item per worker: the workers still have a chunk's
                 # worth to send while the producer commits the next chunk's intents (an fsync).
@@ -198,7 +206,7 @@ async def run_pipeline(
             outer.cancel_scope.cancel()
     finally:
         with anyio.CancelScope(shield=True):
-            await _settle(dispatcher)
+            await settle(dispatcher)
     if mismatch:
         raise mismatch[0]
     open_left = await ckpt.read(lambda led: led.open_count())
@@ -234,6 +242,10 @@ async def _next_item(recv: MemoryObjectReceiveStream[WorkItem]) -> WorkItem | No
         return None
 
 
+class _StoppedReading(Exception):
+    """The run stopped while a one-time input was being waited for."""
+
+
 def _take(batches: Iterator[Batch], n: int) -> list[Batch]:
     return list(islice(batches, n))
 
@@ -250,35 +262,6 @@ def _add(led: Ledger, *, batches: list[Batch], read: Prefix | None) -> None:
         led.set_meta("input_prefix", read.as_meta())
 
 
-async def _flush_periodically(dispatcher: Dispatcher) -> None:
-    ckpt = dispatcher.checkpoint
-    while True:
-        await anyio.sleep(FLUSH_EVERY)
-        # A state file moved away mid-run leaves its WAL behind under the old name, and the
-        # next run at that path would start the job afresh: stop at once, and say so.
-        if not ckpt.ledger.in_place():
-            dispatcher.stop(
-                f"{ckpt.ledger.path}: the state file was moved, replaced or deleted while the run "
-                "used it; put it back, with its -wal and -shm files, before resuming"
-            )
-        if ckpt.queued:
-            await ckpt.flush()
-
-
-async def _settle(dispatcher: Dispatcher) -> None:
-    """Withdraw the intents whose requests never left and commit every posted outcome."""
-    unsent = sorted(dispatcher.unsent)
-    dispatcher.unsent.clear()
-
-    def withdraw(led: Ledger) -> None:
-        for seq in unsent:
-            led.withdraw_intent(seq, 1)  # only first attempts are committed ahead
-
-    if unsent:
-        dispatcher.checkpoint.post(withdraw)
-    await dispatcher.checkpoint.flush()
-
-
 async def _check_known(ckpt: Checkpointer, batches: list[Batch], *, lines: bool) -> None:
     """Batches an earlier run recorded must come out of the input exactly as recorded.
 
@@ -293,13 +276,3 @@ async def _check_known(ckpt: Checkpointer, batches: list[Batch], *, lines: bool)
                 f"batch {b.seq} in the state file differs from the input's batch {b.seq}: "
                 "the input changed since the run began"
             )
-
-
-async def _watch_signals(dispatcher: Dispatcher, scope: anyio.CancelScope, grace: float) -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
-        async for signum in received:
-            if (dispatcher.stop_reason or "").startswith("signal"):
-                scope.cancel()  # a second signal: stop now, the next run reads back
-                return
-            dispatcher.stop(f"signal {signal.Signals(signum).name}")
-            scope.deadline = min(scope.deadline, anyio.current_time() + grace)

@@ -89,11 +89,18 @@ class InputReader:
 
     def __enter__(self) -> InputReader:
         check_readable(self.path)
+        # Unbuffered: the reader reads whole blocks anyway, and a buffered reader's lock, held by
+        # a read that a stop has walked away from (bulkresign.threads), aborts the interpreter's
+        # shutdown ("could not acquire lock for <stdin>").
         if self.path == "-":
-            self._file = self._stdin if self._stdin is not None else sys.stdin.buffer
+            self._file = (
+                self._stdin
+                if self._stdin is not None
+                else open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
+            )
         else:
             try:
-                self._file = open(self.path, "rb")  # closed by __exit__
+                self._file = open(self.path, "rb", buffering=0)  # closed by __exit__
             except OSError as exc:
                 raise InputError(f"cannot open: {exc.strerror}", path=self.path) from None
         try:
@@ -114,8 +121,8 @@ class InputReader:
         self._close()
 
     def _close(self) -> None:
-        if self._file is not None and self.path != "-":
-            self._file.close()
+        if self._file is not None and self._file is not self._stdin:
+            self._file.close()  # fd 0 itself stays open: closefd=False
         self._file = None
 
     @property

@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import threading
 from dataclasses import dataclass
-
-import anyio.from_thread
-import anyio.lowlevel
 
 from bulkresign.batching import Ingest
 from bulkresign.cli import printable
 from bulkresign.errors import ConfigError
 from bulkresign.job import JobConfig, JobInfo
 from bulkresign.tally import IngestStats
+from bulkresign.threads import run_in_daemon
 
 __all__ = ["Plan", "ask", "ask_count", "preview", "show_plan"]
 
@@ -99,30 +96,13 @@ async def ask_count(total: int | None) -> bool:
 
 
 async def ask(prompt: str) -> str:
-    """One line typed at the terminal after ``prompt`` (on stderr, beside the plan), read in a
-    daemon thread of its own; ``""`` at end of input, which declines.
+    """One line typed at the terminal after ``prompt`` (on stderr, beside the plan); ``""`` at
+    end of input, which declines. Read in a daemon thread (:mod:`bulkresign.threads`), so that a
+    Ctrl-C or SIGTERM at the prompt ends the command at once."""
 
-    A Ctrl-C or SIGTERM at the prompt cancels the wait, and the run unwinds; an anyio worker
-    thread would still sit in ``readline()``, and the interpreter waits for such threads before
-    it exits, so the command would hang until Enter. A daemon thread is left behind instead.
-    """
-    answer: list[str] = []
-    failed: list[BaseException] = []
-    answered = anyio.Event()
-    token = anyio.lowlevel.current_token()
+    def read() -> str:
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        return sys.stdin.readline()
 
-    def read() -> None:
-        try:
-            sys.stderr.write(prompt)
-            sys.stderr.flush()
-            answer.append(sys.stdin.readline())
-        except BaseException as exc:  # told to the waiting task
-            failed.append(exc)
-        with contextlib.suppress(RuntimeError):  # the run has ended without waiting for us
-            anyio.from_thread.run_sync(answered.set, token=token)
-
-    threading.Thread(target=read, name="bulkresign prompt", daemon=True).start()
-    await answered.wait()
-    if failed:
-        raise failed[0]
-    return answer[0]
+    return await run_in_daemon(read, name="bulkresign prompt") or ""

@@ -9,7 +9,10 @@ import itertools
 import json
 import os
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -47,7 +50,7 @@ def records(tmp_path: Path) -> list[str]:
 def from_stdin(monkeypatch: pytest.MonkeyPatch, source: Path, argv: list[str]) -> int:
     """``main(argv)`` with the bytes of ``source`` on standard input."""
     with source.open("rb") as stdin:
-        monkeypatch.setattr("sys.stdin", type("In", (), {"buffer": stdin})())
+        monkeypatch.setattr("sys.stdin", type("In", (), {"fileno": stdin.fileno})())
         return main(argv)
 
 
@@ -372,6 +375,45 @@ class TestPipes:
         writer.start()
         assert main(run(fifo)) == 0
         writer.join(timeout=10)
+        assert each_resigned_once(server, 120)
+
+    @pytest.mark.timeout(60)
+    def test_a_signal_while_a_pipe_is_silent_stops_at_once(
+        self, server: RunningServer, tmp_path: Path
+    ) -> None:
+        """A writer that sent 120 IDs and then went quiet without closing: SIGTERM ends the run
+        within seconds (exit 3, no abort at shutdown); the resume sends what it was given."""
+        state = tmp_path / "pipe.bulkresign"
+        argv = [sys.executable, "-m", "bulkresign", "run", "-", "--yes", "--no-progress"]
+        argv += ["--state", str(state), "--rate", "1000"]
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL
+        )
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(("\n".join(USERS[:120]) + "\n").encode())
+            proc.stdin.flush()
+            journal = Path(f"{state}.journal")
+            deadline = time.monotonic() + 30
+            while b"run_started" not in (journal.read_bytes() if journal.exists() else b""):
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+            time.sleep(0.5)  # waiting on the pipe now
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 3  # while the writer still holds the pipe open
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            assert "Fatal Python error" not in err and "Traceback" not in err
+        finally:
+            proc.kill()
+            proc.wait()
+            for stream in (proc.stdin, proc.stderr):
+                if stream is not None:
+                    stream.close()
+        ids = tmp_path / "ids.txt"
+        ids.write_text("\n".join(USERS[:120]) + "\n")
+        with ids.open("rb") as again:
+            done = subprocess.run([*argv], stdin=again, capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr
         assert each_resigned_once(server, 120)
 
 
