@@ -1,0 +1,102 @@
+"""``bulkresign run``, before anything is created: the arguments made a :class:`JobConfig`, and
+the checks an input or an option must pass before the state file exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import re
+from pathlib import Path
+
+from bulkresign.batching import Ingest
+from bulkresign.cli.options import check_endpoint, load_exclude
+from bulkresign.config import Timeouts, load_credentials, resolve_host
+from bulkresign.digest import file_stamp
+from bulkresign.errors import ConfigError
+from bulkresign.inputspec import InputSpec
+from bulkresign.job import JobConfig
+from bulkresign.models import Endpoint
+from bulkresign.retry import ErrorBudget
+
+__all__ = ["check_head", "check_report_path", "job_config"]
+
+
+#: Each numeric option's range: the least and most a run can work with (a rate of 1e-300 a
+#: second overflowed the limiter; 100,000 workers took 23 s of CPU before the first call).
+_RANGES: dict[str, tuple[float, float]] = {
+    "rate": (0.01, 100_000),
+    "concurrency": (1, 1024),
+    "timeout": (0.1, 3600),
+    "grace": (0, 3600),
+    "reconcile_delay": (0, 3600),
+    "max_users": (0, 10**12),
+}
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    for name, (low, high) in _RANGES.items():
+        value = getattr(args, name)
+        if value is not None and not low <= value <= high:  # NaN fails both
+            raise ConfigError(
+                f"--{name.replace('_', '-')} must be from {low:g} to {high:g}, not {value:g}"
+            )
+
+
+def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
+    """Validate the arguments into a :class:`JobConfig`."""
+    _check_ranges(args)
+    if spec.path == "-" and args.state is None:
+        raise ConfigError("reading stdin: give --state FILE so the run can be resumed")
+    if spec.path != "-":
+        spec = dataclasses.replace(spec, path=os.path.abspath(spec.path))
+    state = args.state if args.state is not None else Path(f"{spec.path}.bulkresign")
+    if args.plan_sha256 is not None and re.fullmatch(r"[0-9a-fA-F]{64}", args.plan_sha256) is None:
+        raise ConfigError(f"--plan-sha256 {args.plan_sha256!r}: expected 64 hex digits")
+    if args.canary < 0:
+        raise ConfigError(f"--canary must be 0 or more, not {args.canary}")
+    check_endpoint(Endpoint(args.endpoint), spec.id_type)
+    return JobConfig(
+        spec=spec,
+        host=resolve_host(args.host, os.environ),
+        credentials=load_credentials(os.environ, args.credentials_file),
+        state=state,
+        endpoint=Endpoint(args.endpoint),
+        rate=args.rate,
+        concurrency=args.concurrency,
+        timeouts=Timeouts(read=args.timeout, total=args.timeout * 2),
+        max_errors=ErrorBudget.parse(args.max_errors) if args.max_errors else None,
+        reconcile_delay=args.reconcile_delay,
+        grace=args.grace,
+        ca_file=args.ca_file,
+        exclude=load_exclude(args.exclude, spec) if args.exclude else frozenset(),
+        canary=args.canary,
+        input_stamp=file_stamp(spec.path),  # before the first read: see bulkresign.digest
+        plan_sha256=args.plan_sha256,
+    )
+
+
+def check_report_path(path: Path | None) -> None:
+    """Refuse, before any call, a --report the run could not write at its end."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; --report names the report file")
+    folder = path.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{path}: cannot write the report there (no such or no writable folder)")
+
+
+def check_head(cfg: JobConfig) -> None:
+    """Refuse, before anything is created or sent, an input whose start cannot be used.
+
+    The first batch is read the way the run will read it (format, header, encoding, the first
+    lines); a pipe can be read only once, so its problems stop the run instead.
+    """
+    if cfg.input_stamp is None:
+        return
+    ingest = Ingest(cfg.spec, exclude=cfg.exclude, threaded=False, stamp=cfg.input_stamp)
+    with contextlib.closing(ingest.batches()) as batches:
+        next(batches, None)
