@@ -43,13 +43,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 
 import anyio
 import anyio.lowlevel
 
 from bulkresign.aimd import RateControl
 from bulkresign.clock import Clock, FakeClock, MonotonicClock
+from bulkresign.stats import LimiterStats
 from bulkresign.window import NEVER, SendWindow
 
 __all__ = ["SEND_AHEAD", "Clock", "FakeClock", "LimiterStats", "MonotonicClock", "RateLimiter"]
@@ -61,33 +61,6 @@ _TIMER_SLACK = 2_000_000
 #: How far ahead of schedule a run hands out slots: six requests a wake-up at 300 req/s, far
 #: inside any server's one-second window.
 SEND_AHEAD = 0.02
-
-
-@dataclass(frozen=True, slots=True)
-class LimiterStats:
-    """A snapshot of the limiter for the progress display and the summary."""
-
-    current_rate: float
-    """Requests per second the limiter is pacing at now."""
-    max_rate: float
-    """The configured ``--rate``; AIMD never goes above it."""
-    paused_until: float | None
-    """Clock time until which no slot is handed out, or ``None`` when not paused."""
-    granted: int
-    """Slots handed out."""
-    waiting: int
-    """Tasks queued for a slot."""
-    throttled: int
-    """Throttled responses reported."""
-    throttle_events: int
-    """Congestion events: throttled responses that cut the rate (at most one per cooldown)."""
-    paused_seconds: float
-    """Seconds spent paused so far."""
-
-    @property
-    def paused(self) -> bool:
-        """Whether a throttling pause is in force."""
-        return self.paused_until is not None
 
 
 class _Waiter:

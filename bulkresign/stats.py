@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from time import monotonic
 
-__all__ = ["RunStats"]
+__all__ = ["LimiterStats", "RunStats"]
 
 
 @dataclass(eq=False)
@@ -38,3 +38,30 @@ class RunStats:
     def elapsed(self) -> float:
         """Seconds since the run started."""
         return monotonic() - self.started
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStats:
+    """A snapshot of the limiter for the progress display and the summary."""
+
+    current_rate: float
+    """Requests per second the limiter is pacing at now."""
+    max_rate: float
+    """The configured ``--rate``; AIMD never goes above it."""
+    paused_until: float | None
+    """Clock time until which no slot is handed out, or ``None`` when not paused."""
+    granted: int
+    """Slots handed out."""
+    waiting: int
+    """Tasks queued for a slot."""
+    throttled: int
+    """Throttled responses reported."""
+    throttle_events: int
+    """Congestion events: throttled responses that cut the rate (at most one per cooldown)."""
+    paused_seconds: float
+    """Seconds spent paused so far."""
+
+    @property
+    def paused(self) -> bool:
+        """Whether a throttling pause is in force."""
+        return self.paused_until is not None
