@@ -157,9 +157,8 @@ def report_rows(
         exclude = orjson.loads(meta["exclude"])  # the run's protected IDs, normalized
     path = input_path if input_path is not None else meta.get("input_path", "-")
     if path == "-":
-        raise ConfigError(
-            f"{ledger.path}: the run read standard input; give --input FILE with the same bytes"
-        )
+        said = "--input - cannot be read twice" if input_path == "-" else "the run read stdin"
+        raise ConfigError(f"{ledger.path}: {said}; give --input FILE with the same bytes")
     spec = spec_from_manifest(meta, path=path)
     ingest = Ingest(spec, exclude=exclude)  # checks that the input is there and readable
     expected = meta.get("input_sha256") or str(ingest_meta.get("input_sha256") or "")
