@@ -51,11 +51,22 @@ async def settle(dispatcher: Dispatcher) -> None:
 
 async def watch_signals(dispatcher: Dispatcher, scope: anyio.CancelScope, grace: float) -> None:
     """The first SIGINT/SIGTERM stops the run and gives what is in flight ``grace`` seconds; a
-    second cancels ``scope`` at once."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
-        async for signum in received:
-            if (dispatcher.stop_reason or "").startswith("signal"):
-                scope.cancel()  # a second signal: stop now, the next run reads back
-                return
-            dispatcher.stop(f"signal {signal.Signals(signum).name}")
-            scope.deadline = min(scope.deadline, anyio.current_time() + grace)
+    second cancels ``scope`` at once.
+
+    Closing the receiver resets both signals to Python's defaults, under which a SIGTERM ends
+    the process on the spot and a Ctrl-C raises wherever the loop happens to be: the handlers
+    from before (asyncio's own for Ctrl-C, the command's for SIGTERM) are put back.
+    """
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+            async for signum in received:
+                if (dispatcher.stop_reason or "").startswith("signal"):
+                    scope.cancel()  # a second signal: stop now, the next run reads back
+                    return
+                dispatcher.stop(f"signal {signal.Signals(signum).name}")
+                scope.deadline = min(scope.deadline, anyio.current_time() + grace)
+    finally:
+        for signum, handler in before.items():
+            if handler is not None:
+                signal.signal(signum, handler)

@@ -9,12 +9,15 @@ a traceback.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from enum import IntEnum
+from types import FrameType
 
 from bulkresign._version import __version__
 from bulkresign.errors import BulkResignError
@@ -68,8 +71,24 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, told like a Ctrl-C until a run installs its own handler."""
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated
+#: Set once a SIGTERM arrived, so that the interruption it causes is told as "terminated".
+_terminated: list[int] = []
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM outside a run's own watch: unwind as Ctrl-C does, never by raising inside an
+    event loop (an exception at an arbitrary await point there can wedge anyio's threads)."""
+    _terminated.append(signum)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise _Terminated from None  # plain code: the exception unwinds it, as Ctrl-C's does
+    on_sigint = signal.getsignal(signal.SIGINT)
+    if callable(on_sigint) and on_sigint is not signal.default_int_handler:
+        on_sigint(signal.SIGINT, frame)  # asyncio's Ctrl-C: cancel the main task, then unwind
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # no graceful path: end as Python would
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Python's default for SIGTERM ends the process on the spot (exit 143, nothing said, no
     # `finally`): while modules load, at a prompt, or in a command that watches no signal, let it
     # unwind as a Ctrl-C does. A run's dispatcher installs its own, graceful handler meanwhile.
+    _terminated.clear()
     watched = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if watched else signal.SIG_DFL
     try:
@@ -88,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Handler = args.func
         return handler(args)
     except KeyboardInterrupt as exc:
-        said = "terminated" if isinstance(exc, _Terminated) else "interrupted"
+        said = "terminated" if isinstance(exc, _Terminated) or _terminated else "interrupted"
         print(f"bulkresign: {said}", file=sys.stderr)
         return ExitCode.STOPPED
     except (BulkResignError, OSError, BaseExceptionGroup) as exc:

@@ -59,6 +59,7 @@ class Harness:
         concurrency: int = 4,
         max_in_doubt: int = 1000,
         rate: float = 100_000.0,
+        signals: bool = False,
     ) -> RunResult:
         """One process lifetime: open the ledger, run the pipeline, close it (even on a crash)."""
         ledger = Ledger.open(self.path, MANIFEST)
@@ -81,7 +82,7 @@ class Harness:
             )
             self.last = dispatcher
             return await run_pipeline(
-                iter(batches), dispatcher, concurrency=concurrency, signals=False
+                iter(batches), dispatcher, concurrency=concurrency, signals=signals
             )
         finally:
             ledger.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import signal
 from collections.abc import Iterable, Iterator, Sequence
 
 import pytest
@@ -250,6 +251,27 @@ class TestStopping:
         assert not result.finished
         assert server.resign_calls == 1
         assert harness.ledger().state_counts() == {BatchState.DONE: 1, BatchState.PENDING: 9}
+
+    async def test_the_signal_handlers_from_before_the_run_are_put_back(
+        self, harness: Harness
+    ) -> None:
+        """Watching signals resets them to Python's defaults when it ends (a later SIGTERM
+        would kill the process, a Ctrl-C raise anywhere): the handlers from before return."""
+
+        def mine(signum: int, frame: object) -> None:
+            """Stands for the command's own handlers."""
+
+        before = {s: signal.signal(s, mine) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            ids = make_ids(100)
+            assert (
+                await harness.run(FakeServer(set(ids)), make_batches(ids), signals=True)
+            ).finished
+            assert signal.getsignal(signal.SIGINT) is mine
+            assert signal.getsignal(signal.SIGTERM) is mine
+        finally:
+            for s, h in before.items():
+                signal.signal(s, h)
 
     async def test_a_stopped_run_withdraws_the_intents_it_never_sent(
         self, harness: Harness
