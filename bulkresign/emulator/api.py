@@ -164,10 +164,14 @@ class GenAuthApi:
         refused = await self._admit(request)
         if refused is not None:
             return refused
+        try:
+            raw = await request.read()
+        except ConnectionResetError:  # the client died mid-body: nothing applied, nobody to tell
+            return web.Response(status=400)
         counters = emu.counters  # after the latency: a reset may have replaced them meanwhile
         counters.resign_requests += 1
         try:
-            call = parse_resign_body(await request.read())
+            call = parse_resign_body(raw)
         except BadRequest as exc:
             counters.largest_batch = max(counters.largest_batch, exc.size)
             return self._reply(400, exc.message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 import pytest
@@ -209,3 +210,26 @@ class TestHook:
         emulator.on_resign = hook
         await api.resign([])
         assert calls == []
+
+
+class TestClientGone:
+    async def test_a_client_that_dies_mid_body_leaves_no_error_and_no_call(
+        self, api: Api, emulator: Emulator, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """Half a body, then the socket closes: nothing applied, counted or logged as an error."""
+        host, port = api.url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        head = "".join(f"{k}: {v}\r\n" for k, v in api.headers().items())
+        writer.write(
+            (
+                "POST /api/v3/resign-user-batch HTTP/1.1\r\nHost: x\r\n"
+                f"content-type: application/json\r\ncontent-length: 500\r\n{head}\r\n"
+                '{"userIds": ['
+            ).encode()
+        )
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+        await asyncio.sleep(0.2)
+        assert emulator.oracle(summary=True)["resign_requests"] == 0
+        assert "Error handling request" not in caplog.text
