@@ -92,9 +92,14 @@ def run_files(state: Path) -> dict[str, Path]:
     }
 
 
-def refuse_replacing(output: Path, needed: dict[str, Path]) -> None:
-    """Refuse to write ``output`` over one of ``needed`` (the same file by inode, a hard link or a
-    symlink included, or by resolved path) or over any SQLite database (a state file elsewhere)."""
+def refuse_replacing(output: Path, needed: dict[str, Path], ours: tuple[bytes, ...]) -> None:
+    """Refuse to write ``output`` over anything but a file of the same kind bulkresign wrote
+    before (its content starts with one of ``ours``) or an empty one.
+
+    ``needed`` (the run's own files) are named in the refusal, found by inode (a hard link or a
+    symlink included) or by resolved path; anything else — another run's ledger, its ``-wal``,
+    a journal or log under any name — is refused by its content.
+    """
     try:
         st = output.stat()
     except OSError:
@@ -107,8 +112,16 @@ def refuse_replacing(output: Path, needed: dict[str, Path]) -> None:
             same = False
         if same or path.resolve() == target:
             raise ConfigError(f"{output}: that is the run's {what}; write elsewhere")
-    if st is not None and stat.S_ISREG(st.st_mode) and is_sqlite(output):
-        raise ConfigError(f"{output}: a SQLite database (a state file?); write elsewhere")
+    if st is None or not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+        return
+    try:
+        with output.open("rb") as existing:
+            head = existing.read(max(map(len, ours)))
+    except OSError:
+        return  # unreadable: the write itself will say why
+    if not head.startswith(ours):
+        what = "a SQLite database (a state file?)" if is_sqlite(output) else "not a file it wrote"
+        raise ConfigError(f"{output}: exists and is {what}; bulkresign replaces only its own")
 
 
 def is_sqlite(path: Path) -> bool:

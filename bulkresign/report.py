@@ -267,7 +267,8 @@ def write_report(
             written = write_rows(kept(), sys.stdout, fmt or ReportFormat.CSV)
         else:
             read = input_path if input_path is not None else ledger.meta().get("input_path", "-")
-            refuse_replacing(output, {**run_files(state), "input": Path(read)})
+            needed = {**run_files(state), "input": Path(read)}
+            refuse_replacing(output, needed, (",".join(FIELDS).encode(), b'{"line":'))
             with _replacing(output) as out:
                 written = write_rows(kept(), out, fmt or ReportFormat.for_path(output))
         error = str(stopped[0]) if stopped else None

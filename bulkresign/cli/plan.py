@@ -34,6 +34,8 @@ from bulkresign.tally import IngestStats, Reject
 
 __all__ = ["register", "render"]
 
+#: The rejects file's CSV header: a file that starts so is one ``plan`` wrote, and may be replaced.
+_REJECTS_HEADER = b"line,reason,value"
 #: A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -76,14 +78,15 @@ def handle(args: argparse.Namespace) -> int:
     spec = input_spec_from_args(args)
     check_endpoint(Endpoint(args.endpoint), spec.id_type)
     check_outputs(spec, {"--rejects": args.rejects}, {"the --exclude file": args.exclude})
-    if args.rejects is not None and spec.path != "-":
-        refuse_replacing(args.rejects, run_files(Path(f"{os.path.abspath(spec.path)}.bulkresign")))
+    if args.rejects is not None:
+        state = None if spec.path == "-" else Path(f"{os.path.abspath(spec.path)}.bulkresign")
+        refuse_replacing(args.rejects, run_files(state) if state else {}, (_REJECTS_HEADER,))
     with contextlib.ExitStack() as stack:
         on_reject: Callable[[Reject], None] | None = None
         if args.rejects is not None:
             out = stack.enter_context(cast("IO[str]", open_private(args.rejects, "w")))
             writer = csv.writer(out)
-            writer.writerow(["line", "reason", "value"])
+            writer.writerow(_REJECTS_HEADER.decode().split(","))
 
             def on_reject(reject: Reject) -> None:
                 writer.writerow([reject.line, reject.reason.value, _cell(reject.value)])

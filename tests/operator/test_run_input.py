@@ -176,6 +176,29 @@ class TestRefusedBeforeAnything:
         assert main(["plan", str(path), "--rejects", str(record)]) == 2
         assert record.read_bytes() == before
 
+    def test_report_and_rejects_replace_only_their_own_files(
+        self, server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A custom --journal, a -wal, any file bulkresign did not write as a report (or the
+        rejects file) is refused, stdin input too; an earlier report is replaced."""
+        path = tmp_path / "ids.txt"
+        path.write_text(f"{USERS[0]}\nnot-an-id\n")
+        journal, log = tmp_path / "audit.jrnl", tmp_path / "events.log"
+        assert main(run(path, "--journal", str(journal), "--log", str(log))) == 1
+        state = f"{path}.bulkresign"
+        wal = tmp_path / "other.db-wal"
+        wal.write_bytes(b"\x37\x7f\x06\x82" + b"\0" * 28)
+        wal.chmod(0o600)
+        for target in (journal, log, wal):
+            before = target.read_bytes()
+            assert main(["report", "--state", state, "--output", str(target)]) == 2
+            assert from_stdin(monkeypatch, path, ["plan", "-", "--rejects", str(target)]) == 2
+            assert target.read_bytes() == before
+        report, rejects = tmp_path / "report.csv", tmp_path / "rejects.csv"
+        for _ in range(2):
+            assert main(["report", "--state", state, "--output", str(report)]) == 0
+            assert main(["plan", str(path), "--rejects", str(rejects)]) == 1
+
     def test_report_never_replaces_another_state_file(
         self, server: RunningServer, tmp_path: Path
     ) -> None:
