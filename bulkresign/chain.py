@@ -163,6 +163,7 @@ def verify_journal(
     anchored = (through is not None and through.entries > 0) or since is not None
     if not result.ok and result.first_bad_line == 1 and not anchored and not _any_sealed(path):
         raise InputError("not an audit journal: no line of it is a sealed entry", path=str(path))
+
     if not result.ok:
         return result
     if through is not None and result.entries < through.entries:

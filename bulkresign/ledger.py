@@ -95,15 +95,21 @@ class Ledger(LedgerView):
                 lock = RunLock(path)
         except OSError as exc:
             raise LedgerError(f"{path}: cannot open the state file ({exc.strerror})") from None
+        conn: sqlite3.Connection | None = None
         try:
-            ledger = cls(connect(path, durable=durable), path, lock)
+            conn = connect(path, durable=durable, wal=not exists)
+            ledger = cls(conn, path, lock)
             if exists and ledger._has_schema():
+                conn.execute("PRAGMA journal_mode=WAL")  # ours: a no-op, kept explicit
                 ledger._check(manifest)
-            elif manifest is None:
-                raise LedgerError(f"{path}: not a bulkresign state file")
+            elif manifest is None or conn.execute("SELECT 1 FROM sqlite_master").fetchone():
+                raise LedgerError(f"{path}: not a bulkresign state file")  # left as it was
             else:
+                conn.execute("PRAGMA journal_mode=WAL")
                 ledger._create(manifest)
         except BaseException as exc:
+            if conn is not None:
+                conn.close()
             if lock is not None:
                 lock.release()
             if isinstance(exc, sqlite3.DatabaseError):

@@ -65,6 +65,10 @@ def handle_verify(args: argparse.Namespace) -> int:
     result = verify_journal(
         args.file, head=head.lower() if head is not None else None, through=through
     )
+    if result.ok and result.entries == 0 and through is None:
+        # A run writes its first entry as it starts: an empty file was never a run's journal,
+        # or was emptied, which only the ledger's anchor (--state) can tell.
+        raise ConfigError(f"{args.file}: empty, not an audit journal (--state tells if it was one)")
     if result.ok:
         print(f"OK: {result.entries} entries, chain intact")
         return ExitCode.OK

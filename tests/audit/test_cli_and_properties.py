@@ -55,6 +55,15 @@ class TestVerifyCommand:
         assert main(["audit", "verify", str(other)]) == 2
         assert "not an audit journal" in capsys.readouterr().err
 
+    def test_an_empty_file_is_not_a_journal_exit_2(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Zero bytes is no run's journal: an error, not "OK: 0 entries"."""
+        empty = tmp_path / "j.jsonl"
+        empty.write_bytes(b"")
+        assert main(["audit", "verify", str(empty)]) == 2
+        assert "empty" in capsys.readouterr().err
+
     def test_a_journal_with_its_first_line_edited_is_tampered(
         self, written: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

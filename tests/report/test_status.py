@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,25 @@ class TestCommand:
         assert "not a bulkresign state file" in capsys.readouterr().err
         assert path.read_bytes() == content
         assert sorted(p.name for p in tmp_path.iterdir()) == ["e.db"]
+
+    @pytest.mark.parametrize("command", ["status", "report", "verify", "run"])
+    @pytest.mark.usefixtures("server")  # run logs in before it opens the state file
+    def test_another_programs_sqlite_file_is_refused_unchanged(
+        self, command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A SQLite database that is not a ledger: refused, its bytes (journal mode) unchanged."""
+        path = tmp_path / "o.db"
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("CREATE TABLE t (x)")
+            db.commit()
+        path.chmod(0o600)
+        before = path.read_bytes()
+        ids = tmp_path / "ids.txt"
+        ids.write_text(hex_id(1) + "\n")
+        argv = ["run", str(ids), "--yes"] if command == "run" else [command]
+        assert main([*argv, "--state", str(path)]) == 2
+        assert "not a bulkresign state file" in capsys.readouterr().err
+        assert path.read_bytes() == before
 
 
 class TestReportedResigned:
