@@ -16,7 +16,7 @@ import numpy.typing as npt
 from bulkresign.inputspec import InputSpec
 from bulkresign.models import IdType
 
-__all__ = ["id_keys", "match_form", "match_keys"]
+__all__ = ["id_keys", "match_form", "match_keys", "national_number"]
 
 
 def id_keys(id_type: IdType, ids: list[str]) -> npt.NDArray[np.uint64]:
@@ -34,10 +34,37 @@ def match_form(spec: InputSpec, ids: list[str]) -> list[str]:
     """Normalized IDs as the server matches them, which dedup and ``--exclude`` compare: emails
     always without case, because GenAuth matches them so, even when ``--case-sensitive-email``
     keeps the case of what is sent (``A@x.com`` after ``a@x.com`` is the same user: a duplicate,
-    and protected by an excluded ``a@x.com``)."""
+    and protected by an excluded ``a@x.com``); phones without their country code
+    (:func:`national_number`)."""
     if spec.id_type is IdType.EMAIL and spec.case_sensitive_email:
         return [i.lower() for i in ids]
+    if spec.id_type is IdType.PHONE:
+        return [national_number(i) for i in ids]
     return ids
+
+
+#: ITU-T E.164 country codes are prefix-free: one digit for 1 and 7, two for the codes listed
+#: here, three for every other (https://www.itu.int/pub/T-SP-E.164D).
+_TWO_DIGIT_CODES = frozenset(
+    str(code)
+    for code in (20, 27, *range(30, 35), 36, 39, 40, 41, *range(43, 50), *range(51, 59))
+    + (*range(60, 67), 81, 82, 84, 86, *range(90, 96), 98)
+)
+
+
+def national_number(phone: str) -> str:
+    """A normalized phone without its country code (``+8613800000000`` → ``13800000000``).
+
+    GenAuth keeps ``phone`` apart from ``phoneCountryCode`` and finds a user by either spelling,
+    so dedup and ``--exclude`` compare the national number: ``+15550000007`` and ``5550000007``
+    are one ID (the spelling first met is the one sent). A number without ``+`` is taken as
+    national already.
+    """
+    if not phone.startswith("+") or len(phone) < 3:
+        return phone
+    digits = phone[1:]
+    code = 1 if digits[0] in "17" else 2 if digits[:2] in _TWO_DIGIT_CODES else 3
+    return digits[code:] or phone
 
 
 def match_keys(spec: InputSpec, ids: list[str]) -> npt.NDArray[np.uint64]:

@@ -11,6 +11,7 @@ import pytest
 
 from bulkresign.batching import Ingest
 from bulkresign.errors import ConfigError
+from bulkresign.idkeys import national_number
 from bulkresign.inputspec import InputSpec
 from bulkresign.models import MAX_BATCH, Batch, IdType
 from bulkresign.tally import LineKind
@@ -132,6 +133,33 @@ class TestExclude:
             "User5@Example.com",
             "user6@example.com",
         ]
+
+    def test_phones_compare_without_their_country_code(self, write: Write) -> None:
+        """+15550000007 and 5550000007 are one ID (GenAuth finds the user by either): the second
+        is a duplicate, and an excluded spelling protects the other."""
+        path = write("+15550000007\n5550000007\n555-000-0008\n+8613800000000\n")
+        spec = InputSpec(str(path), IdType.PHONE)
+        kinds = [r.kind for r in Ingest(spec, exclude={"+15550000008"}).rows()]
+        assert kinds == [
+            LineKind.ACCEPTED,
+            LineKind.DUPLICATE,
+            LineKind.EXCLUDED,
+            LineKind.ACCEPTED,
+        ]
+
+    @pytest.mark.parametrize(
+        ("phone", "national"),
+        [
+            ("+15550000007", "5550000007"),
+            ("+8613800000000", "13800000000"),
+            ("+447700900123", "7700900123"),
+            ("+35312345678", "12345678"),
+            ("5550000007", "5550000007"),
+        ],
+    )
+    def test_national_number_strips_an_e164_country_code(self, phone: str, national: str) -> None:
+        """1 and 7 are one digit, the listed ones two, the rest three (ITU-T E.164)."""
+        assert national_number(phone) == national
 
     def test_invalid_exclusion_is_refused(self, write: Write) -> None:
         """An excluded value that is not an ID of the type is a usage error."""

@@ -339,6 +339,17 @@ class TestReadBack:
         counts = server.oracle()["resign_counts"]
         assert len(counts) == 120 and set(counts.values()) == {1}  # type: ignore[union-attr]
 
+    def test_a_phone_in_both_spellings_is_resigned_once(
+        self, server: RunningServer, tmp_path: Path
+    ) -> None:
+        """555… and +1555… name one user: the second spelling is a duplicate, never resent."""
+        path = tmp_path / "phones.txt"
+        lines = [f"555{i:07d}" for i in range(100)] + [f"+1555{i:07d}" for i in range(0, 100, 7)]
+        path.write_text("\n".join(lines) + "\n")
+        assert main(run(path, "--yes", "--id-type", "phone", "--batch-size", "10")) == 0
+        counts = server.oracle()["resign_counts"]
+        assert len(counts) == 100 and set(counts.values()) == {1}  # type: ignore[union-attr]
+
     def test_a_breaker_that_opens_once_everything_is_settled_finishes_the_run(
         self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
