@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -20,9 +21,10 @@ import orjson
 
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.digest import FileStamp, hash_file
-from bulkresign.errors import InputError
+from bulkresign.errors import ConfigError, InputError, LedgerError
 from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger
+from bulkresign.sqlfile import RunLock
 
 __all__ = [
     "ingest_done",
@@ -30,6 +32,8 @@ __all__ = [
     "rebind_input",
     "record_exclude",
     "record_hash",
+    "abandon_run",
+    "check_hand_off",
     "record_plan",
     "recorded_plan",
     "replaced_input",
@@ -40,6 +44,39 @@ def record_exclude(ledger: Ledger, exclude: frozenset[str]) -> None:
     """Keep the protected IDs, so that ``report`` can re-derive the run's lines alone."""
     with ledger.transaction():
         ledger.set_meta_json("exclude", sorted(exclude))
+
+
+def check_hand_off(state: Path, *, abandon: bool) -> None:
+    """Refuse to export a run's unprocessed rows for another run while this one may still send
+    them: a live run, or one that can be resumed, unless it is abandoned (``abandon``)."""
+    try:
+        RunLock(state).release()
+    except LedgerError:
+        raise ConfigError(
+            f"{state}: a run is using this state file, and will send its unprocessed rows "
+            "itself; report them once it has ended"
+        ) from None
+    ledger = Ledger.open(state)
+    try:
+        finished = "ingest" in ledger.meta() and ledger.open_count() == 0
+    finally:
+        ledger.close()
+    if not finished and not abandon:
+        raise ConfigError(
+            f"{state}: this run can be resumed, and a resume sends its unprocessed rows itself; "
+            "resume it (the same `bulkresign run` command), or pass --abandon-run to hand them "
+            "to another run and close this one for good"
+        )
+
+
+def abandon_run(state: Path, to: str) -> None:
+    """Close the run on ``state`` for good: its unprocessed rows went to ``to``."""
+    ledger = Ledger.open(state)
+    try:
+        with ledger.transaction():
+            ledger.set_meta_json("abandoned", {"to": to, "at": time.time()})
+    finally:
+        ledger.close()
 
 
 def record_plan(ledger: Ledger, digest: str) -> None:

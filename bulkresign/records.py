@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from bulkresign.errors import LedgerError, LedgerMismatch
 from bulkresign.models import Batch, BatchState, LineOutcome
 
@@ -173,6 +175,13 @@ def check_manifest(path: Path, meta: Mapping[str, str], manifest: Manifest | Non
         )
     if manifest is None:
         return
+    if meta.get("abandoned"):
+        handed = orjson.loads(meta["abandoned"])
+        raise LedgerError(
+            f"{path}: this run was closed by `bulkresign report --abandon-run`, its unprocessed "
+            f"rows handed to {handed.get('to')}; resuming would send them a second time: run "
+            "that file, with another --state"
+        )
     want = manifest.as_meta()
     for key in BINDING:
         if meta.get(key) != want.get(key):

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from bulkresign.binding import abandon_run, check_hand_off
 from bulkresign.cli import ExitCode, printable
 from bulkresign.cli.options import load_exclude
 from bulkresign.errors import ConfigError
@@ -51,6 +52,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--exclude", type=Path, metavar="FILE", help="the --exclude FILE the run was given"
     )
+    p.add_argument(
+        "--abandon-run",
+        action="store_true",
+        help="with --outcome …unprocessed on a resumable run: hand those rows to another run "
+        "and close this one for good (it can no longer be resumed)",
+    )
     p.set_defaults(func=handle)
 
 
@@ -77,6 +84,10 @@ def handle(args: argparse.Namespace) -> int:
         finally:
             ledger.close()
         exclude = load_exclude(args.exclude, spec)
+    # Unprocessed rows exported for another run must never also be sent by this one.
+    handing_off = outcomes is not None and LineOutcome.UNPROCESSED in outcomes
+    if handing_off:
+        check_hand_off(args.state, abandon=args.abandon_run)
     try:
         summary = write_report(
             args.state,
@@ -91,6 +102,10 @@ def handle(args: argparse.Namespace) -> int:
         # interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OK
+    if handing_off and args.abandon_run:
+        abandon_run(args.state, str(args.output) if args.output is not None else "stdout")
+        print(f"bulkresign: {args.state} is closed for good: its unprocessed rows are handed "
+              "over", file=sys.stderr)  # fmt: skip
     if args.output is not None:
         counts = ", ".join(f"{o} {n:,}" for o, n in sorted(summary.outcomes.items()))
         print(

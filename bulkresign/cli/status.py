@@ -53,6 +53,8 @@ class RunStatus:
     batches: dict[BatchState, int]
     ids: dict[LineOutcome, int]
     attempts: int
+    handed_to: str | None = None
+    """Where ``report --abandon-run`` handed the unprocessed rows: the run is closed for good."""
 
     @property
     def finished(self) -> bool:
@@ -70,7 +72,11 @@ class RunStatus:
             "ids": {str(o): n for o, n in self.ids.items()},
             "attempts": self.attempts,
             "finished": self.finished,
-            "status": "finished" if self.finished else "resumable",
+            "status": "finished"
+            if self.finished
+            else "abandoned"
+            if self.handed_to is not None
+            else "resumable",
         }
 
 
@@ -101,6 +107,7 @@ def run_status(ledger: Ledger) -> RunStatus:
         {s: batches[s] for s in BatchState},
         {o: ids[o] for o in _ID_OUTCOMES},
         attempts,
+        str(orjson.loads(meta["abandoned"]).get("to")) if meta.get("abandoned") else None,
     )
 
 
@@ -150,6 +157,8 @@ def render(status: RunStatus, state: Path) -> str:
     rows.append(f"  attempts    {status.attempts:,}")
     if status.finished:
         rows.append("  status      finished")
+    elif status.handed_to is not None:
+        rows.append(f"  status      abandoned: its unprocessed rows went to {status.handed_to}")
     else:
         rows.append("  status      resumable: run the same `bulkresign run` command to finish it")
     return "\n".join(rows)

@@ -23,6 +23,7 @@ from bulkresign.errors import NotApplied
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.models import Batch, IdType
 from bulkresign.retry import RetryPolicy
+from bulkresign.sqlfile import RunLock
 from bulkresign.verify import Finding, verify_ledger
 from tests.report.helpers import make_ledger, resign_ok
 
@@ -234,15 +235,37 @@ class TestRerun:
     def test_unprocessed_rows_of_a_stopped_run_are_an_input_for_run(
         self, server: RunningServer, tmp_path: Path
     ) -> None:
-        """A canary that fails stops the run; its unprocessed rows rerun as an input."""
+        """A canary that fails stops the run; exporting its unprocessed rows is refused while it
+        can be resumed, and with --abandon-run they rerun as an input and the run is closed."""
         path = tmp_path / "ids.txt"
         path.write_text("\n".join(["f" * 24, *KNOWN]) + "\n")
         assert main(run(path, "--canary", "1")) == 3
         state = Path(f"{path}.bulkresign")
         retry = tmp_path / "retry.csv"
         report = ["report", "--state", str(state), "--outcome", "unprocessed"]
-        assert main([*report, "--output", str(retry)]) == 0
+        assert main([*report, "--output", str(retry)]) == 2
+        assert not retry.exists()
+        assert main([*report, "--output", str(retry), "--abandon-run"]) == 0
         pending = [r["normalized"] for r in read_csv(retry)]
         assert pending == KNOWN[49:]
         assert main(run(retry, "--column", "normalized")) == 0
         assert all(status_of(server, user) == "Resigned" for user in pending)
+        assert main(run(path)) == 2  # the abandoned run cannot be resumed
+        assert max(server.oracle()["resign_counts"].values()) == 1  # type: ignore[union-attr]
+
+    def test_unprocessed_rows_of_a_live_run_are_not_handed_over(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """While a run holds the state file its unprocessed rows are its own: refused, even
+        with --abandon-run."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(["f" * 24, *KNOWN]) + "\n")
+        assert main(run(path, "--canary", "1")) == 3
+        state = Path(f"{path}.bulkresign")
+        held = RunLock(state)
+        try:
+            report = ["report", "--state", str(state), "--outcome", "unprocessed"]
+            assert main([*report, "--output", str(tmp_path / "r.csv"), "--abandon-run"]) == 2
+            assert "a run is using this state file" in capsys.readouterr().err
+        finally:
+            held.release()
