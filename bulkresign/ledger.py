@@ -139,7 +139,8 @@ class Ledger(LedgerView):
         except LedgerMismatch:
             if manifest is None or self.last_seq() >= 0:
                 raise
-            self._rebind(manifest)
+        if manifest is not None and self.last_seq() < 0:
+            self._rebind(manifest)  # another input's path, say, which no check compares
 
     def _rebind(self, manifest: Manifest) -> None:
         """Bind a state file that holds no batch to ``manifest``: nothing was sent or planned

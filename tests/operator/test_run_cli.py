@@ -95,6 +95,20 @@ class TestConfirmation:
         counts = server.oracle()["resign_counts"]
         assert synthetic_user_id(4) not in counts and synthetic_user_id(3) in counts  # type: ignore[operator]
 
+    @pytest.mark.usefixtures("stderr_on_a_terminal")
+    def test_a_declined_start_on_another_input_leaves_no_trace_of_it(
+        self, server: RunningServer, ids_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Declined on a.txt, then run on b.txt with the same --state: report reads b.txt."""
+        other = tmp_path / "b.txt"
+        other.write_text(synthetic_user_id(7) + "\n")
+        state = str(tmp_path / "s.state")
+        monkeypatch.setattr("sys.stdin", FakeTTY("no\n"))
+        assert main(run(ids_file, "--state", state)) == 2
+        assert main(run(other, "--yes", "--state", state)) == 0
+        assert main(["report", "--state", state, "--output", str(tmp_path / "r.csv")]) == 0
+        assert (tmp_path / "r.csv").read_text().count("\n") == 2  # header and b.txt's one line
+
     def test_a_run_that_accepted_no_id_binds_none_of_its_options(
         self, server: RunningServer, tmp_path: Path
     ) -> None:
