@@ -81,7 +81,8 @@ class AuditJournal:
             assert since is not None
             raise LedgerError(
                 f"{path}: no audit journal here, but the state file anchored {since.entries} "
-                f"entries of {since.path}: give --journal {since.path}, or put it back"
+                f"entries of {since.path}: give --journal {since.path}, put it back, or, if it "
+                "is lost, resume with --new-journal"
             )
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
@@ -94,10 +95,11 @@ class AuditJournal:
             return cls(path, fd, 0, GENESIS, now, 0)
         check_private(path)
         if since is not None and since.path != str(path.absolute()):
-            # Another path: the same journal moved with its run passes through the anchor;
-            # a different file does not, and would split the run's chain in two.
+            # Another path: the same journal moved with its run passes through the anchor; a
+            # different file does not, nor does a copy while the original is still there: either
+            # would split the run's chain in two.
             result = verify_journal(path, through=since)
-            if not result.ok and anchored:
+            if anchored and (not result.ok or Path(since.path).exists()):
                 raise LedgerError(
                     f"{path}: not the audit journal the state file anchored ({since.path}, "
                     f"{since.entries} entries): give --journal {since.path}"
@@ -107,7 +109,8 @@ class AuditJournal:
         if not result.ok:
             raise LedgerError(
                 f"{path}:{result.first_bad_line}: audit journal fails verification "
-                f"({result.reason}); refusing to extend it — move it aside to start a new one"
+                f"({result.reason}); refusing to extend it — keep it as evidence, move it aside, "
+                "and resume with --new-journal"
             )
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND)

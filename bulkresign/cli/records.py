@@ -16,7 +16,7 @@ from rich.table import Table
 
 from bulkresign.audit import AuditJournal
 from bulkresign.chain import ANCHOR_KEY
-from bulkresign.errors import BulkResignError
+from bulkresign.errors import BulkResignError, LedgerError
 from bulkresign.events import Events, FanOut
 from bulkresign.job import JobConfig, JobInfo, JobOutcome
 from bulkresign.ledger import Ledger
@@ -41,6 +41,7 @@ class Records:
         self.journal = args.journal if args.journal is not None else Path(f"{cfg.state}.journal")
         self.reason: str = args.reason
         self.log_ids: bool = args.log_ids
+        self.new_journal: bool = getattr(args, "new_journal", False)
         self._journal: AuditJournal | None = None
         self._anchored_at = -ANCHOR_EVERY
 
@@ -53,7 +54,15 @@ class Records:
             log_ids=self.log_ids,
             pseudonym_key=info.pseudonym_key,
         )
-        journal = AuditJournal.open(self.journal, since=info.journal_anchor)
+        anchor, lost = info.journal_anchor, None
+        if self.new_journal and anchor is not None and anchor.entries:
+            if self.journal.exists():
+                raise LedgerError(
+                    f"{self.journal}: --new-journal begins a journal where none is; move this "
+                    "one aside (it is evidence) or name another --journal"
+                )
+            lost, anchor = anchor, None
+        journal = AuditJournal.open(self.journal, since=anchor)
         self._journal = journal
         journal.run_started(
             reason=self.reason,
@@ -65,6 +74,8 @@ class Records:
             input=cfg.spec.path,
             state=str(cfg.state),
         )
+        if lost is not None:  # the journal this one replaces, and the point the ledger anchored
+            journal.append("journal_replaces", path=lost.path, entries=lost.entries, head=lost.head)
         get_logger().info("run_started", resuming=info.resuming, userpool_id=info.userpool_id)
         return FanOut(LogEvents(), JournalEvents(journal))
 

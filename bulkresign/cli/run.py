@@ -120,6 +120,12 @@ def add_guard_options(p: argparse.ArgumentParser) -> None:
         "--log-ids", action="store_true", help="log IDs as given instead of keyed pseudonyms"
     )
     r.add_argument("--journal", type=Path, help="audit journal (default: STATE.journal)")
+    r.add_argument(
+        "--new-journal",
+        action="store_true",
+        help="begin a new audit journal for a resumed run whose journal is lost (missing at "
+        "--journal); its first entry names the one it replaces",
+    )
     r.add_argument("--no-progress", action="store_true", help="no live progress display")
 
 

@@ -167,6 +167,17 @@ class TestSince:
             AuditJournal.open(elsewhere, since=mark, now=clock)
         assert not elsewhere.exists()
 
+    def test_a_copy_while_the_anchored_journal_is_still_there_is_refused(
+        self, tmp_path: Path, journal_path: Path, clock: Callable[[], datetime]
+    ) -> None:
+        """A copy passes through the anchor, but extending it would leave the original short."""
+        mark = anchored(journal_path, clock, 4, 2)
+        copy = tmp_path / "copy.jsonl"
+        copy.write_bytes(journal_path.read_bytes())
+        copy.chmod(0o600)
+        with pytest.raises(LedgerError, match=f"give --journal {journal_path}"):
+            AuditJournal.open(copy, since=mark, now=clock)
+
     def test_the_same_journal_moved_with_its_run_continues(
         self, tmp_path: Path, journal_path: Path, clock: Callable[[], datetime]
     ) -> None:

@@ -477,6 +477,27 @@ class TestRecords:
         assert any(str(journal) in line and "lines lost" in line for line in err), err
 
 
+class TestLostJournal:
+    def test_a_lost_journal_is_replaced_only_when_asked_and_named_in_the_new_one(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Journal gone after a stop: the resume is refused, then --new-journal begins one whose
+        first entry names the lost one, and the run finishes; audit verify passes."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(["f" * 24, *[synthetic_user_id(i) for i in range(200)]]) + "\n")
+        assert main(run(path, "--yes", "--canary", "1")) == 3
+        state = Path(f"{path}.bulkresign")
+        journal = Path(f"{state}.journal")
+        journal.rename(tmp_path / "aside.journal")
+        assert main(run(path, "--yes")) == 2
+        assert "--new-journal" in capsys.readouterr().err
+        assert main(run(path, "--yes", "--new-journal")) == 1
+        first, second = (json.loads(line) for line in journal.read_text().splitlines()[:2])
+        assert first["kind"] == "run_started"
+        assert second["kind"] == "journal_replaces" and second["entries"] > 0
+        assert main(["audit", "verify", str(journal), "--state", str(state)]) == 0
+
+
 class TestPreflight:
     def test_preflight_counts_without_resigning(
         self, server: RunningServer, ids_file: Path, capsys: pytest.CaptureFixture[str]
