@@ -78,6 +78,8 @@ _terminated: list[int] = []
 def _terminate(signum: int, frame: FrameType | None) -> None:
     """SIGTERM outside a run's own watch: unwind as Ctrl-C does, never by raising inside an
     event loop (an exception at an arbitrary await point there can wedge anyio's threads)."""
+    if _terminated:
+        return  # the first is already unwinding: a second must not break into its cleanup
     _terminated.append(signum)
     try:
         asyncio.get_running_loop()

@@ -176,6 +176,27 @@ class TestStartUp:
         assert capsys.readouterr().err == f"bulkresign: {said}\n"
         assert signal.getsignal(signal.SIGTERM) == before
 
+    def test_a_second_sigterm_while_the_first_unwinds_is_ignored(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A second SIGTERM as the first one's message is printed: still one line and exit 3
+        (it raised out of the handler's own cleanup: a traceback and exit 1)."""
+        said = io.StringIO()
+
+        class SignalsOnWrite(io.StringIO):
+            def write(self, text: str) -> int:
+                os.kill(os.getpid(), signal.SIGTERM)  # lands while the first unwinds
+                return said.write(text)
+
+        def signalled(only: str | None = None) -> None:
+            monkeypatch.setattr("sys.stderr", SignalsOnWrite())
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+
+        monkeypatch.setattr("bulkresign.cli.build_parser", signalled)
+        assert main(["plan", "ids.txt"]) == 3
+        assert said.getvalue() == "bulkresign: terminated\n"
+
 
 def read_terminal(fd: int, until: bytes | None, seconds: float) -> bytes:
     """What a terminal shows: up to the text ``until`` (or its end), within ``seconds``."""
