@@ -204,6 +204,7 @@ class BatchJob:
                 d.waiting.add(waiting)
                 try:
                     sent_at = await d.limiter.acquire()
+                    await d.cleared()  # a budget read-back may be about to stop the run
                 finally:
                     d.waiting.discard(waiting)
                 if not d.stopping.is_set():  # no await from here to the send
@@ -259,7 +260,8 @@ class BatchJob:
         if len(ids) == 1 and not not_found:
             self._record([failed_row(ids[0], error)])
             return []
-        found = await self._read_back(ids, why=f"rejected {error.status_code}/{error.api_code}")
+        with self.d.reviewing():
+            found = await self._read_back(ids, why=f"rejected {error.status_code}/{error.api_code}")
         if found is None:
             return None
         failed, groups = split_rejected(ids, found.pending, not_found=not_found)

@@ -19,7 +19,9 @@ next depends only on the outcome's class (see :mod:`bulkresign.errors`):
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import anyio
@@ -75,6 +77,9 @@ class Dispatcher:
     rng: random.Random = field(default_factory=random.Random)
     stopping: anyio.Event = field(default_factory=anyio.Event)
     stop_reason: str | None = None
+    reviews: int = 0
+    """Read-backs of rejected batches out under an error budget: sends hold meanwhile."""
+    reviewed: anyio.Event = field(default_factory=anyio.Event)
     waiting: set[anyio.CancelScope] = field(default_factory=set)
     """The scopes of sends waiting for a slot, cancelled by :meth:`stop`."""
     unsent: set[int] = field(default_factory=set)
@@ -90,6 +95,29 @@ class Dispatcher:
         self.stopping.set()
         for waiting in self.waiting:
             waiting.cancel()
+
+    @contextlib.contextmanager
+    def reviewing(self) -> Iterator[None]:
+        """Hold every send while a rejected batch is read back under ``--max-errors``: the IDs
+        it finds unknown may exceed the budget, and then nothing more may leave. Without the
+        hold, the read-back queues for a slot behind every waiting send, which all go first."""
+        if self.error_budget is None:
+            yield
+            return
+        if self.reviews == 0:
+            self.reviewed = anyio.Event()
+        self.reviews += 1
+        try:
+            yield
+        finally:
+            self.reviews -= 1
+            if self.reviews == 0:
+                self.reviewed.set()
+
+    async def cleared(self) -> None:
+        """Return once no :meth:`reviewing` read-back is out."""
+        while self.reviews:
+            await self.reviewed.wait()
 
     async def finish(self, item: WorkItem) -> None:
         """Carry ``item`` as far as it can go before the run stops."""

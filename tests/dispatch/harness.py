@@ -14,7 +14,7 @@ from bulkresign.ledger import Ledger, Manifest
 from bulkresign.limiter import RateLimiter
 from bulkresign.models import Batch, Endpoint, IdType
 from bulkresign.pipeline import RunResult, run_pipeline
-from bulkresign.retry import CircuitBreaker, RetryBudget, RetryPolicy
+from bulkresign.retry import CircuitBreaker, ErrorBudget, RetryBudget, RetryPolicy
 from tests.dispatch.fake import FakeServer
 
 MANIFEST = Manifest(
@@ -60,6 +60,7 @@ class Harness:
         max_in_doubt: int = 1000,
         rate: float = 100_000.0,
         signals: bool = False,
+        error_budget: ErrorBudget | None = None,
     ) -> RunResult:
         """One process lifetime: open the ledger, run the pipeline, close it (even on a crash)."""
         ledger = Ledger.open(self.path, MANIFEST)
@@ -78,6 +79,7 @@ class Harness:
                 ),
                 breaker=CircuitBreaker(max_in_doubt=max_in_doubt),
                 retry_budget=RetryBudget(ratio=10.0, floor=10_000),
+                error_budget=error_budget,
                 rng=random.Random(0),
             )
             self.last = dispatcher

@@ -12,6 +12,7 @@ from bulkresign.errors import LedgerMismatch
 from bulkresign.limiter import RateLimiter
 from bulkresign.models import Batch, BatchState, Endpoint, IdType, LineOutcome, ResignResult
 from bulkresign.pipeline import CHUNK
+from bulkresign.retry import ErrorBudget
 from bulkresign.transport import SentHook
 from tests.dispatch.fake import Crash, FakeServer, ForbiddenServer
 from tests.dispatch.harness import Harness, make_batches, make_ids
@@ -272,6 +273,21 @@ class TestStopping:
         finally:
             for s, h in before.items():
                 signal.signal(s, h)
+
+    @pytest.mark.timeout(30)
+    async def test_an_error_budget_read_back_holds_every_send(self, harness: Harness) -> None:
+        """--max-errors 10, batch 0 rejected for 30 unknown IDs, 15 workers queued for slots:
+        the read-back that finds them goes first and stops the run; no other batch is sent."""
+        unknown = make_ids(30, prefix="f")
+        ids = unknown + make_ids(2000)
+        server = FakeServer(set(ids[30:]))
+        budget = ErrorBudget.parse("10")
+        result = await harness.run(
+            server, make_batches(ids), concurrency=16, rate=20.0, error_budget=budget
+        )
+        assert result.stop_reason is not None and "error budget" in result.stop_reason
+        assert server.resign_calls == 1
+        assert server.applied.total() == 0
 
     async def test_a_stopped_run_withdraws_the_intents_it_never_sent(
         self, harness: Harness
