@@ -12,9 +12,14 @@ from enum import StrEnum
 from bulkresign.errors import ConfigError
 from bulkresign.models import MAX_BATCH, IdType
 
+#: The longest line ``--max-line-bytes`` may allow: a line is held whole in memory, and no ID
+#: (nor a CSV or JSONL record holding one) comes near 16 MiB.
+MAX_LINE_LIMIT = 16 << 20
+
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "DEFAULT_MAX_RECORD_BYTES",
+    "MAX_LINE_LIMIT",
     "Format",
     "InputSpec",
 ]
@@ -72,8 +77,10 @@ class InputSpec:
             raise ConfigError(str(exc)) from None
         if not 1 <= self.batch_size <= MAX_BATCH:
             raise ConfigError(f"--batch-size must be 1..{MAX_BATCH}, not {self.batch_size}")
-        if self.max_line_bytes is not None and self.max_line_bytes < 1:
-            raise ConfigError(f"--max-line-bytes must be at least 1, not {self.max_line_bytes}")
+        if self.max_line_bytes is not None and not 1 <= self.max_line_bytes <= MAX_LINE_LIMIT:
+            raise ConfigError(
+                f"--max-line-bytes must be from 1 to {MAX_LINE_LIMIT:,}, not {self.max_line_bytes}"
+            )
         if self.delimiter is not None and not _usable_delimiter(self.delimiter):
             raise ConfigError(
                 f"--delimiter must be one printable character or a tab, not {self.delimiter!r}"

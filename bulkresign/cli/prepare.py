@@ -20,6 +20,7 @@ from bulkresign.inputspec import InputSpec
 from bulkresign.job import JobConfig
 from bulkresign.models import Endpoint
 from bulkresign.retry import ErrorBudget
+from bulkresign.source import check_readable
 
 __all__ = ["check_head", "check_report_path", "job_config"]
 
@@ -95,6 +96,7 @@ def check_head(cfg: JobConfig) -> None:
     The first batch is read the way the run will read it (format, header, encoding, the first
     lines); a pipe can be read only once, so its problems stop the run instead.
     """
+    check_readable(cfg.spec.path)  # missing, a folder, unreadable: said before any file exists
     if cfg.input_stamp is None:
         return
     ingest = Ingest(cfg.spec, exclude=cfg.exclude, threaded=False, stamp=cfg.input_stamp)

@@ -84,6 +84,11 @@ class TestRefusedBeforeAnything:
         assert records(tmp_path) == []
         assert oracle(server)["requests"] == {}
 
+    def test_a_missing_input_creates_nothing(self, server: RunningServer, tmp_path: Path) -> None:
+        """run on a file that is not there: exit 2, and no ledger, log or journal appears."""
+        assert main(run(tmp_path / "missing.txt")) == 2
+        assert records(tmp_path) == []
+
     @pytest.mark.parametrize("option", ["--log", "--report", "--journal", "--state"])
     def test_an_output_naming_the_input_is_refused(
         self, server: RunningServer, tmp_path: Path, option: str
@@ -109,6 +114,7 @@ class TestRefusedBeforeAnything:
             ["--concurrency", "100000"],
             ["--max-users", "-1"],
             ["--timeout", "nan"],
+            ["--max-line-bytes", "99999999999999999999"],
         ],
         ids=[
             "report-folder-missing",
@@ -121,6 +127,7 @@ class TestRefusedBeforeAnything:
             "concurrency-huge",
             "max-users-negative",
             "timeout-nan",
+            "max-line-bytes-huge",
         ],
     )
     def test_options_the_run_could_not_honour_are_refused_first(
