@@ -21,7 +21,6 @@ from bulkresign.reconcile import (
     ReadBack,
     absent_rows,
     failed_row,
-    read_back,
     resigned_rows,
     split_rejected,
     terminal_state,
@@ -235,15 +234,7 @@ class BatchJob:
         d.stats.readbacks += 1
         d.events.read_back(self.seq, ids, why)
         try:
-            found = await read_back(
-                d.client,
-                d.settings.endpoint,
-                ids,
-                d.settings.id_type,
-                limiter=d.limiter,
-                retry=d.settings.retry,
-                rng=d.rng,
-            )
+            found = await d.read_back(ids)
         except ApiError as exc:
             d.stop(f"batch {self.seq}: read-back failed ({exc.message})")
             return None

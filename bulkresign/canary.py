@@ -23,7 +23,7 @@ from bulkresign.errors import ApiError, InputError
 from bulkresign.ledger import IdOutcome, Ledger
 from bulkresign.models import Batch, BatchState, LineOutcome
 from bulkresign.pipeline import run_pipeline
-from bulkresign.reconcile import USER_NOT_FOUND, read_back
+from bulkresign.reconcile import USER_NOT_FOUND
 
 __all__ = ["run_canary"]
 
@@ -83,15 +83,7 @@ async def _read_back(d: Dispatcher, head: list[Batch]) -> None:
         d.events.read_back(batch.seq, batch.ids, "canary")
         d.stats.readbacks += 1
         try:
-            found = await read_back(
-                d.client,
-                d.settings.endpoint,
-                batch.ids,
-                d.settings.id_type,
-                limiter=d.limiter,
-                retry=d.settings.retry,
-                rng=d.rng,
-            )
+            found = await d.read_back(batch.ids)
         except ApiError as exc:
             d.stop(f"canary: read-back of batch {batch.seq} failed ({exc.message})")
             return

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -33,6 +33,7 @@ from bulkresign.events import Events, FanOut
 from bulkresign.ledger import BatchRecord
 from bulkresign.limiter import RateLimiter
 from bulkresign.models import Endpoint, IdType
+from bulkresign.reconcile import ReadBack, read_back
 from bulkresign.retry import CircuitBreaker, ErrorBudget, RetryBudget, RetryPolicy
 from bulkresign.stats import RunStats
 
@@ -118,6 +119,19 @@ class Dispatcher:
         """Return once no :meth:`reviewing` read-back is out."""
         while self.reviews:
             await self.reviewed.wait()
+
+    async def read_back(self, ids: Sequence[str]) -> ReadBack:
+        """Read ``ids`` back with this run's client, endpoint, ID type, limiter and retries."""
+        settings = self.settings
+        return await read_back(
+            self.client,
+            settings.endpoint,
+            ids,
+            settings.id_type,
+            limiter=self.limiter,
+            retry=settings.retry,
+            rng=self.rng,
+        )
 
     async def finish(self, item: WorkItem) -> None:
         """Carry ``item`` as far as it can go before the run stops."""
