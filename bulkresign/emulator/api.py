@@ -133,8 +133,8 @@ class GenAuthApi:
             return self._reply(401, "请先登录，或 token 已过期", api_code=API_NOT_LOGGED_IN)
         # Authing's SDKs name the pool in x-authing-userpool-id, GenAuth's in
         # x-genauth-userpool-id: either will do, and every one given must be the token's pool.
-        named = {h: v for h in POOL_HEADERS if (v := headers.get(h)) is not None}
-        wrong = next((h for h, v in named.items() if v != pool), None)
+        named = [(h, v) for h in POOL_HEADERS for v in headers.getall(h, ())]
+        wrong = next((h for h, v in named if v != pool), None)
         if not named or wrong is not None:
             header = wrong or POOL_HEADERS[0]
             return self._reply(

@@ -118,6 +118,18 @@ class TestAuthorizationHeader:
         assert body["statusCode"] == 200
         assert await api.statuses([uid(0)]) == {uid(0): "Resigned"}
 
+    async def test_a_pool_header_given_twice_must_name_the_tokens_pool_both_times(
+        self, api: Api
+    ) -> None:
+        """Two x-genauth-userpool-id values, one of them another pool: 403 (the first alone
+        was looked at)."""
+        headers = [*api.headers(family="genauth").items(), ("x-genauth-userpool-id", "0" * 24)]
+        async with api.session.post(
+            api.url + RESIGN_USER, json={"userIds": [uid(0)]}, headers=headers
+        ) as resp:
+            body = await resp.json()
+        assert (body["statusCode"], body["apiCode"]) == (403, 2224)
+
     async def test_both_pool_headers_must_name_the_tokens_pool(self, api: Api) -> None:
         """Both header families given, one naming another pool: 403 naming that header."""
         headers = {
