@@ -9,10 +9,11 @@ stopped before the hash was recorded — is bound only once it has replayed ever
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import anyio
@@ -32,8 +33,7 @@ __all__ = [
     "rebind_input",
     "record_exclude",
     "record_hash",
-    "abandon_run",
-    "check_hand_off",
+    "hand_off",
     "record_plan",
     "recorded_plan",
     "replaced_input",
@@ -46,37 +46,47 @@ def record_exclude(ledger: Ledger, exclude: frozenset[str]) -> None:
         ledger.set_meta_json("exclude", sorted(exclude))
 
 
-def check_hand_off(state: Path, *, abandon: bool) -> None:
-    """Refuse to export a run's unprocessed rows for another run while this one may still send
-    them: a live run, or one that can be resumed, unless it is abandoned (``abandon``)."""
+@contextlib.contextmanager
+def hand_off(state: Path, *, abandon: bool, to: str) -> Iterator[None]:
+    """Export a run's unprocessed rows for another run, inside the block, only while this one can
+    never send them: it has finished, or it is abandoned (``abandon``) for good.
+
+    The run's lock is held throughout, so no resume can start meanwhile; the abandonment is
+    recorded before anything is written (a crash then leaves it closed, the safe side) and taken
+    back if the export fails.
+    """
     try:
-        RunLock(state).release()
+        lock = RunLock(state)
     except LedgerError:
         raise ConfigError(
             f"{state}: a run is using this state file, and will send its unprocessed rows "
             "itself; report them once it has ended"
         ) from None
-    ledger = Ledger.open(state)
     try:
-        finished = "ingest" in ledger.meta() and ledger.open_count() == 0
+        ledger = Ledger.open(state)
+        try:
+            finished = "ingest" in ledger.meta() and ledger.open_count() == 0
+            if not finished and not abandon:
+                raise ConfigError(
+                    f"{state}: this run can be resumed, and a resume sends its unprocessed rows "
+                    "itself; resume it (the same `bulkresign run` command), or pass "
+                    "--abandon-run to hand them to another run and close this one for good"
+                )
+            closing = not finished and not ledger.meta().get("abandoned")
+            if closing:
+                with ledger.transaction():
+                    ledger.set_meta_json("abandoned", {"to": to, "at": time.time()})
+            try:
+                yield
+            except BaseException:
+                if closing:
+                    with ledger.transaction():
+                        ledger.set_meta("abandoned", "")
+                raise
+        finally:
+            ledger.close()
     finally:
-        ledger.close()
-    if not finished and not abandon:
-        raise ConfigError(
-            f"{state}: this run can be resumed, and a resume sends its unprocessed rows itself; "
-            "resume it (the same `bulkresign run` command), or pass --abandon-run to hand them "
-            "to another run and close this one for good"
-        )
-
-
-def abandon_run(state: Path, to: str) -> None:
-    """Close the run on ``state`` for good: its unprocessed rows went to ``to``."""
-    ledger = Ledger.open(state)
-    try:
-        with ledger.transaction():
-            ledger.set_meta_json("abandoned", {"to": to, "at": time.time()})
-    finally:
-        ledger.close()
+        lock.release()
 
 
 def record_plan(ledger: Ledger, digest: str) -> None:

@@ -7,11 +7,12 @@ The ``failed`` and ``unprocessed`` rows of a CSV report are themselves an input 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
 
-from bulkresign.binding import abandon_run, check_hand_off
+from bulkresign.binding import hand_off
 from bulkresign.cli import ExitCode, printable
 from bulkresign.cli.options import load_exclude
 from bulkresign.errors import ConfigError
@@ -86,26 +87,31 @@ def handle(args: argparse.Namespace) -> int:
         exclude = load_exclude(args.exclude, spec)
     # Unprocessed rows exported for another run must never also be sent by this one.
     handing_off = outcomes is not None and LineOutcome.UNPROCESSED in outcomes
-    if handing_off:
-        check_hand_off(args.state, abandon=args.abandon_run)
+    if handing_off and args.abandon_run and args.output is None:
+        raise ConfigError("--abandon-run needs --output FILE: a hand-off must arrive whole")
+    guard = (
+        hand_off(args.state, abandon=args.abandon_run, to=str(args.output))
+        if handing_off
+        else contextlib.nullcontext()
+    )
     try:
-        summary = write_report(
-            args.state,
-            args.output,
-            fmt=None if args.format is None else ReportFormat(args.format),
-            outcomes=outcomes,
-            input_path=args.input,
-            exclude=exclude,
-        )
+        with guard:
+            summary = write_report(
+                args.state,
+                args.output,
+                fmt=None if args.format is None else ReportFormat(args.format),
+                outcomes=outcomes,
+                input_path=args.input,
+                exclude=exclude,
+            )
     except BrokenPipeError:
         # Whoever read stdout stopped (`| head`): not an error. Point stdout at /dev/null so the
         # interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.OK
     if handing_off and args.abandon_run:
-        abandon_run(args.state, str(args.output) if args.output is not None else "stdout")
         print(f"bulkresign: {args.state} is closed for good: its unprocessed rows are handed "
-              "over", file=sys.stderr)  # fmt: skip
+              f"to {args.output}", file=sys.stderr)  # fmt: skip
     if args.output is not None:
         counts = ", ".join(f"{o} {n:,}" for o, n in sorted(summary.outcomes.items()))
         print(

@@ -6,6 +6,7 @@ import csv
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,9 +20,11 @@ from bulkresign.emulator import (
     synthetic_user_id,
 )
 from bulkresign.emulator.emulator import Verdict
-from bulkresign.errors import NotApplied
+from bulkresign.errors import LedgerError, NotApplied
 from bulkresign.inputspec import Format, InputSpec
+from bulkresign.ledger import Ledger
 from bulkresign.models import Batch, IdType
+from bulkresign.report import write_report
 from bulkresign.retry import RetryPolicy
 from bulkresign.sqlfile import RunLock
 from bulkresign.verify import Finding, verify_ledger
@@ -269,3 +272,34 @@ class TestRerun:
             assert "a run is using this state file" in capsys.readouterr().err
         finally:
             held.release()
+
+    def test_no_resume_can_start_while_the_rows_are_handed_over(
+        self, server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """While --abandon-run writes its file the run is locked and already closed: a resume
+        started in between is refused (it resigned the handed rows a second time)."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(["f" * 24, *KNOWN]) + "\n")
+        assert main(run(path, "--canary", "1")) == 3
+        state = Path(f"{path}.bulkresign")
+        seen: list[bool] = []
+
+        def writing(*args: Any, **kwargs: Any) -> Any:
+            with pytest.raises(LedgerError, match="another bulkresign run"):
+                RunLock(state)
+            seen.append(bool(Ledger.open(state).meta().get("abandoned")))
+            return write_report(*args, **kwargs)
+
+        monkeypatch.setattr("bulkresign.cli.report.write_report", writing)
+        report = ["report", "--state", str(state), "--outcome", "unprocessed", "--abandon-run"]
+        assert main([*report, "--output", str(tmp_path / "retry.csv")]) == 0
+        assert seen == [True]
+
+    def test_a_hand_off_needs_a_file(self, server: RunningServer, tmp_path: Path) -> None:
+        """--abandon-run to stdout is refused: a reader that stops early would lose rows."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(["f" * 24, *KNOWN]) + "\n")
+        assert main(run(path, "--canary", "1")) == 3
+        state = f"{path}.bulkresign"
+        assert main(["report", "--state", state, "--outcome", "unprocessed", "--abandon-run"]) == 2
+        assert not Ledger.open(Path(state)).meta().get("abandoned")
