@@ -100,10 +100,14 @@ def refuse_replacing(output: Path, needed: dict[str, Path], ours: tuple[bytes, .
     symlink included) or by resolved path; anything else — another run's ledger, its ``-wal``,
     a journal or log under any name — is refused by its content.
     """
+    if output.is_symlink():
+        raise ConfigError(f"{output}: a symbolic link; name the file itself")
     try:
         st = output.stat()
     except OSError:
         st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{output}: not a regular file")
     target = output.resolve()
     for what, path in needed.items():
         try:
@@ -112,7 +116,7 @@ def refuse_replacing(output: Path, needed: dict[str, Path], ours: tuple[bytes, .
             same = False
         if same or path.resolve() == target:
             raise ConfigError(f"{output}: that is the run's {what}; write elsewhere")
-    if st is None or not stat.S_ISREG(st.st_mode) or st.st_size == 0:
+    if st is None or st.st_size == 0:
         return
     try:
         with output.open("rb") as existing:

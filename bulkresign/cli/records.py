@@ -56,11 +56,12 @@ class Records:
         )
         anchor, lost = info.journal_anchor, None
         if self.new_journal and anchor is not None and anchor.entries:
-            if self.journal.exists():
-                raise LedgerError(
-                    f"{self.journal}: --new-journal begins a journal where none is; move this "
-                    "one aside (it is evidence) or name another --journal"
-                )
+            for there in (self.journal, Path(anchor.path)):
+                if there.exists():  # a journal that is there is continued, or moved aside
+                    raise LedgerError(
+                        f"{there}: --new-journal is for a lost journal, and this one is there; "
+                        "if it fails verification, move it aside (it is evidence) first"
+                    )
             lost, anchor = anchor, None
         journal = AuditJournal.open(self.journal, since=anchor)
         self._journal = journal

@@ -509,6 +509,8 @@ class TestLostJournal:
         assert main(run(path, "--yes", "--canary", "1")) == 3
         state = Path(f"{path}.bulkresign")
         journal = Path(f"{state}.journal")
+        other = str(tmp_path / "other.journal")
+        assert main(run(path, "--yes", "--new-journal", "--journal", other)) == 2  # still there
         journal.rename(tmp_path / "aside.journal")
         assert main(run(path, "--yes")) == 2
         assert "--new-journal" in capsys.readouterr().err

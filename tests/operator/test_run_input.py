@@ -201,6 +201,13 @@ class TestRefusedBeforeAnything:
             assert main(["report", "--state", state, "--output", str(target)]) == 2
             assert from_stdin(monkeypatch, path, ["plan", "-", "--rejects", str(target)]) == 2
             assert target.read_bytes() == before
+        fifo, link = tmp_path / "fifo", tmp_path / "link.csv"
+        os.mkfifo(fifo, 0o600)
+        link.symlink_to(tmp_path / "nowhere.csv")
+        for target in (fifo, link):
+            assert main(["plan", str(path), "--rejects", str(target)]) == 2
+            assert main(["report", "--state", state, "--output", str(target)]) == 2
+        assert not (tmp_path / "nowhere.csv").exists()
         report, rejects = tmp_path / "report.csv", tmp_path / "rejects.csv"
         for _ in range(2):
             assert main(["report", "--state", state, "--output", str(report)]) == 0
