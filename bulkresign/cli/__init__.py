@@ -10,19 +10,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import IntEnum
 from types import FrameType
 
 from bulkresign._version import __version__
 from bulkresign.errors import BulkResignError
 
-__all__ = ["ExitCode", "describe", "main", "operator_error", "printable"]
+__all__ = [
+    "ExitCode",
+    "cancelled_by_sigterm",
+    "describe",
+    "main",
+    "operator_error",
+    "printable",
+    "raise_if_terminated",
+]
 
 
 class ExitCode(IntEnum):
@@ -85,12 +94,37 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
         asyncio.get_running_loop()
     except RuntimeError:
         raise _Terminated from None  # plain code: the exception unwinds it, as Ctrl-C's does
+    if _cancellers:
+        asyncio.get_running_loop().call_soon_threadsafe(_cancellers[-1])  # the command's own
+        return
     on_sigint = signal.getsignal(signal.SIGINT)
     if callable(on_sigint) and on_sigint is not signal.default_int_handler:
         on_sigint(signal.SIGINT, frame)  # asyncio's Ctrl-C: cancel the main task, then unwind
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # no graceful path: end as Python would
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+#: How the command running in an event loop is cancelled (:func:`cancelled_by_sigterm`).
+_cancellers: list[Callable[[], object]] = []
+
+
+@contextlib.contextmanager
+def cancelled_by_sigterm(cancel: Callable[[], object]) -> Iterator[None]:
+    """Within the block, a SIGTERM calls ``cancel`` in the event loop (a cancel scope's): the
+    graceful way out whether or not asyncio handles Ctrl-C (it does not when SIGINT is ignored,
+    as in a background job). Afterwards :func:`raise_if_terminated` turns it into the exit."""
+    _cancellers.append(cancel)
+    try:
+        yield
+    finally:
+        _cancellers.remove(cancel)
+
+
+def raise_if_terminated() -> None:
+    """Unwind as a SIGTERM does if one arrived (after a cancelled event loop has returned)."""
+    if _terminated:
+        raise _Terminated
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,25 +137,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     _terminated.clear()
     watched = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if watched else signal.SIG_DFL
+    code: int = ExitCode.STOPPED
     try:
         # Inside the try: a Ctrl-C while the sub-command's modules load is an interruption too.
         parser = build_parser(named if named in _COMMANDS else None)
         args = parser.parse_args(words)
         handler: Handler = args.func
-        return handler(args)
+        code = handler(args)
     except KeyboardInterrupt as exc:
         said = "terminated" if isinstance(exc, _Terminated) or _terminated else "interrupted"
         print(f"bulkresign: {said}", file=sys.stderr)
-        return ExitCode.STOPPED
+        code = ExitCode.STOPPED
     except (BulkResignError, OSError, BaseExceptionGroup) as exc:
         error = operator_error(exc)
         if error is None:
             raise
         print(f"bulkresign: error: {describe(error)}", file=sys.stderr)
-        return ExitCode.USAGE
+        code = ExitCode.USAGE
     finally:
-        if watched:
+        if watched and argv is None:
+            _exit_on_signal(code)
+        elif watched:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    return code
+
+
+def _exit_on_signal(code: int) -> None:
+    """The command is done; what remains is the interpreter's exit (the console script's). A
+    signal now must not turn a finished command into death by signal: it ends the process with
+    the command's own code."""
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: os._exit(code))
 
 
 def operator_error(exc: BaseException) -> BulkResignError | OSError | None:

@@ -12,7 +12,14 @@ from pathlib import Path
 import anyio
 
 from bulkresign.binding import recorded_plan
-from bulkresign.cli import ExitCode, describe, operator_error, printable
+from bulkresign.cli import (
+    ExitCode,
+    cancelled_by_sigterm,
+    describe,
+    operator_error,
+    printable,
+    raise_if_terminated,
+)
 from bulkresign.cli.confirm import ask_count, preview, show_plan
 from bulkresign.cli.options import (
     add_connection_options,
@@ -172,9 +179,10 @@ def handle(args: argparse.Namespace) -> int:
         await show_progress(stats, limiter, total=total)
 
     live = RunStats()
-    try:
-        outcome = anyio.run(
-            lambda: run_job(
+
+    async def job() -> JobOutcome | None:
+        with anyio.CancelScope() as scope, cancelled_by_sigterm(scope.cancel):
+            return await run_job(
                 cfg,
                 confirm=confirm,
                 events=records.events,
@@ -182,7 +190,11 @@ def handle(args: argparse.Namespace) -> int:
                 watch=None if args.no_progress else watch,
                 stamp=records.stamp,
             )
-        )
+        return None  # cancelled by a SIGTERM before the run watched for it
+
+    try:
+        outcome = anyio.run(job)
+        raise_if_terminated()
     except (BulkResignError, OSError, BaseExceptionGroup) as exc:
         error = operator_error(exc)
         if error is None or live.requests == 0 or isinstance(error, LedgerMismatch):

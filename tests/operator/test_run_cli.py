@@ -128,16 +128,31 @@ class TestConfirmation:
         assert main(run(ids_file)) == 2
         assert resigned(server) == 0
 
-    @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+    @pytest.mark.parametrize(
+        ("signum", "sigint_ignored"),
+        [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+        ids=["ctrl-c", "sigterm", "sigterm-in-a-background-job"],
+    )
     @pytest.mark.timeout(60)
     def test_a_signal_at_the_prompt_ends_the_command_at_once(
-        self, server: RunningServer, ids_file: Path, signum: signal.Signals
+        self,
+        server: RunningServer,
+        ids_file: Path,
+        signum: signal.Signals,
+        sigint_ignored: bool,
     ) -> None:
-        """Ctrl-C or SIGTERM while the prompt waits: exit 3 within seconds, nothing sent."""
+        """Ctrl-C or SIGTERM while the prompt waits: exit 3 within seconds, nothing sent; also
+        where SIGINT is ignored, as in a shell's background job (asyncio then has no Ctrl-C
+        handling for SIGTERM to borrow, and it killed the process)."""
         main_end, child_end = pty.openpty()
+
+        def ignore_sigint() -> None:
+            if sigint_ignored:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+
         proc = subprocess.Popen(
             [sys.executable, "-m", "bulkresign", *run(ids_file)],
-            stdin=child_end, stdout=child_end, stderr=child_end,
+            stdin=child_end, stdout=child_end, stderr=child_end, preexec_fn=ignore_sigint,
         )  # fmt: skip
         os.close(child_end)
         try:
@@ -196,6 +211,31 @@ class TestStartUp:
         monkeypatch.setattr("bulkresign.cli.build_parser", signalled)
         assert main(["plan", "ids.txt"]) == 3
         assert said.getvalue() == "bulkresign: terminated\n"
+
+
+class TestTheEnd:
+    @pytest.mark.timeout(60)
+    def test_a_signal_after_the_summary_keeps_the_exit_code(
+        self, server: RunningServer, ids_file: Path
+    ) -> None:
+        """SIGTERM as the summary ends: exit 1 (finished, a junk line) or 3 ("terminated", if it
+        lands before the exit code is chosen), never death by the signal (143)."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bulkresign", *run(ids_file, "--yes")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                if line.strip().endswith(b".journal"):  # the summary's last line
+                    proc.send_signal(signal.SIGTERM)
+                    break
+            assert proc.wait(timeout=30) in (1, 3)
+        finally:
+            proc.kill()
+            proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
 
 
 def read_terminal(fd: int, until: bytes | None, seconds: float) -> bytes:
