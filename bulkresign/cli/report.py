@@ -54,6 +54,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--exclude", type=Path, metavar="FILE", help="the --exclude FILE the run was given"
     )
     p.add_argument(
+        "--replace",
+        action="store_true",
+        help="write over an existing report at --output (a retry file may be another run's input)",
+    )
+    p.add_argument(
         "--abandon-run",
         action="store_true",
         help="with --outcome …unprocessed on a resumable run: hand those rows to another run "
@@ -85,6 +90,12 @@ def handle(args: argparse.Namespace) -> int:
         finally:
             ledger.close()
         exclude = load_exclude(args.exclude, spec)
+    out = args.output
+    if out is not None and not args.replace and out.is_file() and out.stat().st_size:
+        raise ConfigError(
+            f"{out}: exists; pass --replace to write over it (a report used as a retry file is "
+            "another run's input, which its run checks)"
+        )
     # Unprocessed rows exported for another run must never also be sent by this one.
     handing_off = outcomes is not None and LineOutcome.UNPROCESSED in outcomes
     if handing_off and args.abandon_run and args.output is None:

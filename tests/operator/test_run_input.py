@@ -209,9 +209,10 @@ class TestRefusedBeforeAnything:
             assert main(["report", "--state", state, "--output", str(target)]) == 2
         assert not (tmp_path / "nowhere.csv").exists()
         report, rejects = tmp_path / "report.csv", tmp_path / "rejects.csv"
-        for _ in range(2):
-            assert main(["report", "--state", state, "--output", str(report)]) == 0
+        for again in ([], ["--replace"]):
+            assert main(["report", "--state", state, "--output", str(report), *again]) == 0
             assert main(["plan", str(path), "--rejects", str(rejects)]) == 1
+        assert main(["report", "--state", state, "--output", str(report)]) == 2  # no --replace
 
     def test_report_never_replaces_another_state_file(
         self, server: RunningServer, tmp_path: Path
