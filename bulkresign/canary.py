@@ -25,7 +25,10 @@ from bulkresign.models import Batch, BatchState, LineOutcome
 from bulkresign.pipeline import run_pipeline
 from bulkresign.reconcile import USER_NOT_FOUND
 
-__all__ = ["run_canary"]
+__all__ = ["CANARY_KEY", "finish_canary", "run_canary"]
+
+#: Meta key: how many batches the canary began with, until it has passed.
+CANARY_KEY = "canary"
 
 _UNKNOWN = "unknown to the server, though its call answered success (canary read-back)"
 
@@ -51,6 +54,9 @@ async def run_canary(
         head.extend(islice(batches, count))
     except InputError as exc:
         rest = _Failing(exc)
+    # Noted before the first send, cleared once passed: a resume of an interrupted canary
+    # finishes its check (finish_canary).
+    await dispatcher.checkpoint.write(lambda led: led.set_meta(CANARY_KEY, str(len(head))))
     for batch in head:  # one pipeline a batch, so that a failed one stops the next
         await run_pipeline(
             iter([batch]),
@@ -70,7 +76,21 @@ async def run_canary(
             return rest
     if head:
         await _read_back(dispatcher, head)
+    if dispatcher.stop_reason is None:
+        await dispatcher.checkpoint.write(lambda led: led.set_meta(CANARY_KEY, ""))
     return rest
+
+
+async def finish_canary(dispatcher: Dispatcher, count: int) -> None:
+    """A resume of a run whose canary was interrupted: read back the canary batches that ended
+    done (the others are read back as any open batch), and stop if any ID is unknown or not
+    Resigned, as the canary would have."""
+    records = await dispatcher.checkpoint.read(lambda led: [led.batch(s) for s in range(count)])
+    done = [r.batch for r in records if r is not None and r.state is BatchState.DONE]
+    if done:
+        await _read_back(dispatcher, done)
+    if dispatcher.stop_reason is None:
+        await dispatcher.checkpoint.write(lambda led: led.set_meta(CANARY_KEY, ""))
 
 
 async def _read_back(d: Dispatcher, head: list[Batch]) -> None:

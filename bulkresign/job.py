@@ -30,7 +30,7 @@ from bulkresign.binding import (
     record_plan,
     replaced_input,
 )
-from bulkresign.canary import run_canary
+from bulkresign.canary import CANARY_KEY, finish_canary, run_canary
 from bulkresign.chain import JournalAnchor
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.client import GenAuthClient
@@ -234,6 +234,8 @@ async def run_job(
                         signals=cfg.signals,
                         read_so_far=read_so_far,
                     )
+                elif meta.get(CANARY_KEY):  # a canary was interrupted: its check comes first
+                    await finish_canary(dispatcher, int(meta[CANARY_KEY]))
                 result = await run_pipeline(
                     batches,
                     dispatcher,

@@ -53,7 +53,15 @@ __all__ = [
 
 
 #: What a run notes about its input besides the manifest: void once the options are rebound.
-_RUN_NOTES = ("input_sha256", "ingest", "input_error", "input_prefix", "plan_sha256", "exclude")
+_RUN_NOTES = (
+    "input_sha256",
+    "ingest",
+    "input_error",
+    "input_prefix",
+    "plan_sha256",
+    "exclude",
+    "canary",
+)
 
 
 class Ledger(LedgerView):

@@ -342,6 +342,25 @@ class TestGuards:
         assert resigned(server) == 298
         assert not set(protected) & set(counts)  # type: ignore[arg-type]
 
+    @pytest.mark.timeout(120)
+    def test_an_interrupted_canary_finishes_its_check_on_resume(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Killed after the first canary batch was done but before its read-back: the resume
+        reads that batch back first, finds the ID the server accepted without knowing it, and
+        stops (it went on without the check, reporting that ID resigned)."""
+        server.call(lambda: server.emulator.reconfigure(unknown_ids="ignore"))
+        path = tmp_path / "ids.txt"
+        ids = [synthetic_user_id(i) for i in range(300)]
+        path.write_text("\n".join(["f" * 24, *ids]) + "\n")
+        argv = [sys.executable, "-m", "bulkresign", *run(path, "--yes", "--canary", "3")]
+        env = {**os.environ, "BULKRESIGN_CRASH_AT": "after_batch_insert:2"}
+        killed = subprocess.run(argv, env=env, capture_output=True, timeout=60)
+        assert killed.returncode == -signal.SIGKILL
+        assert main(run(path, "--yes", "--canary", "3")) == 3
+        assert "does not know (first at line 1)" in capsys.readouterr().err
+        assert resigned(server) == 49
+
     @pytest.mark.parametrize("command", ["run", "plan"])
     @pytest.mark.parametrize("id_type", ["identity", "sync_relation"])
     def test_an_id_type_the_public_read_back_lacks_is_refused(
