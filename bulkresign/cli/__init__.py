@@ -156,21 +156,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = ExitCode.USAGE
     finally:
         if watched and argv is None:
-            _exit_on_signal(code)
+            _ignore_signals_at_exit()
         elif watched:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     return code
 
 
-def _exit_on_signal(code: int) -> None:
+def _ignore_signals_at_exit() -> None:
     """The command is done; what remains is the interpreter's exit (the console script's). A
-    signal now must not turn a finished command into death by signal: it ends the process with
-    the command's own code."""
+    signal now must not turn a finished command into death by signal: Python resets a handler
+    of its own to the default while it finalizes (and any thread may take the signal), but not
+    an ignored signal, so the process ends with the command's own code."""
     with contextlib.suppress(OSError):
         sys.stdout.flush()
         sys.stderr.flush()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: os._exit(code))
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def operator_error(exc: BaseException) -> BulkResignError | OSError | None:
