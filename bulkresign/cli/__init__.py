@@ -9,7 +9,6 @@ a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import importlib
 import os
@@ -90,12 +89,16 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     if _terminated:
         return  # the first is already unwinding: a second must not break into its cleanup
     _terminated.append(signum)
+    # asyncio is looked up, not imported: a command that never loaded it runs no event loop.
+    aio = sys.modules.get("asyncio")
     try:
-        asyncio.get_running_loop()
+        loop = aio.get_running_loop() if aio is not None else None
     except RuntimeError:
-        raise _Terminated from None  # plain code: the exception unwinds it, as Ctrl-C's does
+        loop = None
+    if loop is None:
+        raise _Terminated  # plain code: the exception unwinds it, as Ctrl-C's does
     if _cancellers:
-        asyncio.get_running_loop().call_soon_threadsafe(_cancellers[-1])  # the command's own
+        loop.call_soon_threadsafe(_cancellers[-1])  # the command's own way out
         return
     on_sigint = signal.getsignal(signal.SIGINT)
     if callable(on_sigint) and on_sigint is not signal.default_int_handler:
