@@ -203,7 +203,8 @@ class BatchJob:
                 d.waiting.add(waiting)
                 try:
                     sent_at = await d.limiter.acquire()
-                    await d.cleared()  # a budget read-back may be about to stop the run
+                    if d.reviews:  # a budget read-back may be about to stop the run
+                        await d.cleared()
                 finally:
                     d.waiting.discard(waiting)
                 if not d.stopping.is_set():  # no await from here to the send

@@ -25,15 +25,16 @@ from bulkresign.digest import FileStamp, hash_file
 from bulkresign.errors import ConfigError, InputError, LedgerError
 from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger
+from bulkresign.records import handed_to
 from bulkresign.sqlfile import RunLock
 
 __all__ = [
+    "hand_off",
     "ingest_done",
     "input_options",
     "rebind_input",
     "record_exclude",
     "record_hash",
-    "hand_off",
     "record_plan",
     "recorded_plan",
     "replaced_input",
@@ -65,14 +66,15 @@ def hand_off(state: Path, *, abandon: bool, to: str) -> Iterator[None]:
     try:
         ledger = Ledger.open(state)
         try:
-            finished = "ingest" in ledger.meta() and ledger.open_count() == 0
+            meta = ledger.meta()
+            finished = "ingest" in meta and ledger.open_count() == 0
             if not finished and not abandon:
                 raise ConfigError(
                     f"{state}: this run can be resumed, and a resume sends its unprocessed rows "
                     "itself; resume it (the same `bulkresign run` command), or pass "
                     "--abandon-run to hand them to another run and close this one for good"
                 )
-            closing = not finished and not ledger.meta().get("abandoned")
+            closing = not finished and handed_to(meta) is None
             if closing:
                 with ledger.transaction():
                     ledger.set_meta_json("abandoned", {"to": to, "at": time.time()})

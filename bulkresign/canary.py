@@ -74,10 +74,7 @@ async def run_canary(
             state = "unsent" if rec is None else rec.state
             dispatcher.stop(f"canary: batch {batch.seq} ended {state}, not done")
             return rest
-    if head:
-        await _read_back(dispatcher, head)
-    if dispatcher.stop_reason is None:
-        await dispatcher.checkpoint.write(lambda led: led.set_meta(CANARY_KEY, ""))
+    await _check(dispatcher, head)
     return rest
 
 
@@ -86,11 +83,15 @@ async def finish_canary(dispatcher: Dispatcher, count: int) -> None:
     done (the others are read back as any open batch), and stop if any ID is unknown or not
     Resigned, as the canary would have."""
     records = await dispatcher.checkpoint.read(lambda led: [led.batch(s) for s in range(count)])
-    done = [r.batch for r in records if r is not None and r.state is BatchState.DONE]
+    await _check(dispatcher, [r.batch for r in records if r and r.state is BatchState.DONE])
+
+
+async def _check(d: Dispatcher, done: list[Batch]) -> None:
+    """Read the canary's done batches back; once that passes, the canary is over."""
     if done:
-        await _read_back(dispatcher, done)
-    if dispatcher.stop_reason is None:
-        await dispatcher.checkpoint.write(lambda led: led.set_meta(CANARY_KEY, ""))
+        await _read_back(d, done)
+    if d.stop_reason is None:
+        await d.checkpoint.write(lambda led: led.set_meta(CANARY_KEY, ""))
 
 
 async def _read_back(d: Dispatcher, head: list[Batch]) -> None:

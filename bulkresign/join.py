@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from bulkresign.errors import LedgerMismatch
-from bulkresign.idkeys import match_form, match_keys
+from bulkresign.idkeys import id_keys, match_form
 from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import TERMINAL, Attempt, BatchRecord, Ledger
 from bulkresign.models import BatchState, LineOutcome
@@ -226,12 +226,12 @@ class _FirstLines:
         line = self._recent.get(user_id)
         if line is not None:
             return line
-        key = match_keys(self._spec, [user_id])[0].tobytes()
+        key = id_keys(self._spec.id_type, [user_id])[0].tobytes()
         row = self._conn.execute("SELECT line FROM first WHERE key = ?", (key,)).fetchone()
         return None if row is None else int(row[0])
 
     def _flush(self) -> None:
-        keys = [k.tobytes() for k in match_keys(self._spec, list(self._recent))]
+        keys = [k.tobytes() for k in id_keys(self._spec.id_type, list(self._recent))]
         self._conn.execute("BEGIN")
         self._conn.executemany(
             "INSERT OR IGNORE INTO first VALUES (?, ?)",

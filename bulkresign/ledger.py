@@ -105,15 +105,19 @@ class Ledger(LedgerView):
             raise LedgerError(f"{path}: cannot open the state file ({exc.strerror})") from None
         conn: sqlite3.Connection | None = None
         try:
-            conn = connect(path, durable=durable, wal=not exists)
+            # WAL only once the file is known to be a ledger: another file is left as it was.
+            conn = connect(path, durable=durable)
             ledger = cls(conn, path, lock)
-            if exists and ledger._has_schema():
-                conn.execute("PRAGMA journal_mode=WAL")  # ours: a no-op, kept explicit
+            ours = exists and ledger._has_schema()
+            if not ours and (
+                manifest is None or conn.execute("SELECT 1 FROM sqlite_master").fetchone()
+            ):
+                raise LedgerError(f"{path}: not a bulkresign state file")
+            conn.execute("PRAGMA journal_mode=WAL")
+            if ours:
                 ledger._check(manifest)
-            elif manifest is None or conn.execute("SELECT 1 FROM sqlite_master").fetchone():
-                raise LedgerError(f"{path}: not a bulkresign state file")  # left as it was
             else:
-                conn.execute("PRAGMA journal_mode=WAL")
+                assert manifest is not None
                 ledger._create(manifest)
         except BaseException as exc:
             if conn is not None:
@@ -142,12 +146,14 @@ class Ledger(LedgerView):
             self._conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
 
     def _check(self, manifest: Manifest | None) -> None:
+        unbound = manifest is not None and self.last_seq() < 0  # no batch: no option binds it
         try:
             check_manifest(self.path, self.meta(), manifest)
         except LedgerMismatch:
-            if manifest is None or self.last_seq() >= 0:
+            if not unbound:
                 raise
-        if manifest is not None and self.last_seq() < 0:
+        if unbound:
+            assert manifest is not None
             self._rebind(manifest)  # another input's path, say, which no check compares
 
     def _rebind(self, manifest: Manifest) -> None:

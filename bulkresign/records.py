@@ -21,6 +21,7 @@ __all__ = [
     "BatchRecord",
     "IdOutcome",
     "Manifest",
+    "handed_to",
     "check_manifest",
     "join_ids",
     "join_lines",
@@ -161,6 +162,12 @@ def split_ids(text: str) -> tuple[str, ...]:
     return tuple(text.split("\n")) if text else ()
 
 
+def handed_to(meta: Mapping[str, str]) -> str | None:
+    """Where ``report --abandon-run`` handed the run's unprocessed rows, if it closed the run."""
+    note = meta.get("abandoned")
+    return str(orjson.loads(note).get("to")) if note else None
+
+
 def check_manifest(path: Path, meta: Mapping[str, str], manifest: Manifest | None) -> None:
     """Refuse a state file of another schema, or (given ``manifest``) bound to another run.
 
@@ -175,12 +182,11 @@ def check_manifest(path: Path, meta: Mapping[str, str], manifest: Manifest | Non
         )
     if manifest is None:
         return
-    if meta.get("abandoned"):
-        handed = orjson.loads(meta["abandoned"])
+    if (to := handed_to(meta)) is not None:
         raise LedgerError(
             f"{path}: this run was closed by `bulkresign report --abandon-run`, its unprocessed "
-            f"rows handed to {handed.get('to')}; resuming would send them a second time: run "
-            "that file, with another --state"
+            f"rows handed to {to}; resuming would send them a second time: run that file, with "
+            "another --state"
         )
     want = manifest.as_meta()
     for key in BINDING:

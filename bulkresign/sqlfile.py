@@ -61,16 +61,14 @@ class RunLock:
             self._fd = -1
 
 
-def connect(path: Path, *, durable: bool = True, wal: bool = True) -> sqlite3.Connection:
-    """Open ``path`` in autocommit mode (transactions are explicit), WAL, foreign keys on.
+def connect(path: Path, *, durable: bool = True) -> sqlite3.Connection:
+    """Open ``path`` in autocommit mode (transactions are explicit), foreign keys on.
 
-    ``durable=False`` turns fsync off: only the checkpoint-cost benchmark uses it. ``wal=False``
-    leaves the journal mode as the file has it (a ledger is WAL already): a file being checked
-    before it is known to be a ledger must not be switched.
+    ``durable=False`` turns fsync off: only the checkpoint-cost benchmark uses it. The journal
+    mode is left as the file has it: :class:`bulkresign.ledger.Ledger` switches to WAL only once
+    the file is known to be a ledger, so that another program's database is left as it was.
     """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    if wal:
-        conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn

@@ -98,10 +98,10 @@ def handle(args: argparse.Namespace) -> int:
         )
     # Unprocessed rows exported for another run must never also be sent by this one.
     handing_off = outcomes is not None and LineOutcome.UNPROCESSED in outcomes
-    if handing_off and args.abandon_run and args.output is None:
+    if handing_off and args.abandon_run and out is None:
         raise ConfigError("--abandon-run needs --output FILE: a hand-off must arrive whole")
     guard = (
-        hand_off(args.state, abandon=args.abandon_run, to=str(args.output))
+        hand_off(args.state, abandon=args.abandon_run, to=str(out))
         if handing_off
         else contextlib.nullcontext()
     )

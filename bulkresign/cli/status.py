@@ -19,6 +19,7 @@ from bulkresign.errors import LedgerError
 from bulkresign.join import open_outcome
 from bulkresign.ledger import TERMINAL, Ledger
 from bulkresign.models import BatchState, LineOutcome
+from bulkresign.records import handed_to
 
 __all__ = ["RunStatus", "register", "render", "run_status"]
 
@@ -72,12 +73,15 @@ class RunStatus:
             "ids": {str(o): n for o, n in self.ids.items()},
             "attempts": self.attempts,
             "finished": self.finished,
-            "status": "finished"
-            if self.finished
-            else "abandoned"
-            if self.handed_to is not None
-            else "resumable",
+            "status": self.status,
         }
+
+    @property
+    def status(self) -> str:
+        """``finished``, ``abandoned`` (closed by ``report --abandon-run``) or ``resumable``."""
+        if self.finished:
+            return "finished"
+        return "resumable" if self.handed_to is None else "abandoned"
 
 
 def run_status(ledger: Ledger) -> RunStatus:
@@ -107,7 +111,7 @@ def run_status(ledger: Ledger) -> RunStatus:
         {s: batches[s] for s in BatchState},
         {o: ids[o] for o in _ID_OUTCOMES},
         attempts,
-        str(orjson.loads(meta["abandoned"]).get("to")) if meta.get("abandoned") else None,
+        handed_to(meta),
     )
 
 
@@ -155,12 +159,12 @@ def render(status: RunStatus, state: Path) -> str:
     ids = ", ".join(f"{str(o).replace('_', ' ')} {n:,}" for o, n in status.ids.items())
     rows.append(f"  IDs         {ids}")
     rows.append(f"  attempts    {status.attempts:,}")
-    if status.finished:
-        rows.append("  status      finished")
-    elif status.handed_to is not None:
-        rows.append(f"  status      abandoned: its unprocessed rows went to {status.handed_to}")
-    else:
-        rows.append("  status      resumable: run the same `bulkresign run` command to finish it")
+    said = {
+        "finished": "finished",
+        "abandoned": f"abandoned: its unprocessed rows went to {status.handed_to}",
+        "resumable": "resumable: run the same `bulkresign run` command to finish it",
+    }
+    rows.append(f"  status      {said[status.status]}")
     return "\n".join(rows)
 
 
