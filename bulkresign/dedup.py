@@ -37,8 +37,6 @@ equal sizes and evenly spread keys, all 64 were rebuilt within one block (237 ms
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import numpy.typing as npt
 
@@ -56,6 +54,7 @@ from bulkresign.buckets import (
     ranks,
     scramble,
 )
+from bulkresign.growth import MAX_LOAD, PARTS, aim_buckets, grown_buckets, start_buckets
 
 __all__ = ["BLOCK_KEYS", "KeyBatch", "KeyTable"]
 
@@ -64,16 +63,6 @@ I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 Idx = npt.NDArray[np.intp]
 
-PARTS = 1 << PART_BITS
-MAX_LOAD = 0.8
-GROWTH = 1.9
-#: With an estimate of the final count, growth may stop short of GROWTH, but not below this.
-MIN_GROWTH = 1.25
-#: The load a partition grown to the estimate would end at, were the estimate exact.
-AIM_LOAD = 0.75
-#: No partition is ever grown to a load below this: 16 bytes a slot / 0.42 ≤ 38 bytes a key.
-MIN_LOAD = 0.42
-MIN_BUCKETS = 16
 #: Keys left in a probe that are finished one by one instead of by another vectorized round.
 SCALAR_TAIL = 64
 
@@ -94,9 +83,7 @@ class KeyTable:
 
     def __init__(self, *, scrambler: Scrambler | None = None) -> None:
         self._scramble: Scrambler = scrambler if scrambler is not None else scramble
-        # Sizes spread over one growth factor, so partitions grow in different blocks (above).
-        self._stagger = [GROWTH ** (p / PARTS) for p in range(PARTS)]
-        sizes = [math.ceil(MIN_BUCKETS * f) for f in self._stagger]
+        sizes = [start_buckets(p) for p in range(PARTS)]
         self._w0 = [empty_buckets(n) for n in sizes]
         self._w1 = [empty_buckets(n) for n in sizes]
         self._counts = [0] * PARTS
@@ -161,28 +148,19 @@ class KeyTable:
     def expect(self, total: int) -> None:
         """Aim growth at ``total`` keys in all: an estimate from the reader's progress.
 
-        A partition then grows only as far as the estimate needs (but at least
-        :data:`MIN_GROWTH`×, so a creeping estimate cannot cause a rebuild per block) and never
-        beyond :data:`GROWTH`×, which keeps the bound on bytes per key whatever the estimate.
+        A partition then grows only as far as the estimate needs, within the bounds of
+        :func:`~bulkresign.growth.grown_buckets`, which keep the bytes per key whatever the
+        estimate.
         """
         self._expected = total
 
     def _make_room(self, w0: U64) -> None:
-        """Grow the partitions ``w0`` would fill past MAX_LOAD.
-
-        Only when they must: with an estimate, the growing partition goes straight to its aimed
-        size once its keys fill MIN_LOAD of it (:meth:`_grow`), and jumping there any sooner
-        would make every partition jump within the same block.
-        """
+        """Grow the partitions ``w0`` would fill past MAX_LOAD, and only those."""
         incoming = np.bincount((w0 >> np.uint64(64 - PART_BITS)).astype(np.intp), minlength=PARTS)
         for p in range(PARTS):
             need = self._counts[p] + int(incoming[p])
             if need > MAX_LOAD * self._w0[p].size:
                 self._grow(p, need)
-
-    def _aim(self) -> int:
-        """Buckets per partition for the expected count at AIM_LOAD (0: no estimate)."""
-        return math.ceil(self._expected / PARTS / (AIM_LOAD * BUCKET)) if self._expected else 0
 
     def _place(self, w0: U64) -> I64:
         """Each sorted key's place: ``partition << 40 | home bucket``, ascending with ``w0``."""
@@ -288,18 +266,7 @@ class KeyTable:
     def _grow(self, p: int, need: int) -> None:
         """Rebuild partition ``p`` with room for ``need`` keys and, if known, the expected ones."""
         old0, old1 = self._w0[p].reshape(-1), self._w1[p].reshape(-1)
-        old_buckets = len(old0) // BUCKET
-        buckets = math.ceil(old_buckets * GROWTH)
-        aim = self._aim()
-        if aim and need >= MIN_LOAD * aim * BUCKET:
-            buckets = max(math.ceil(old_buckets * MIN_GROWTH), aim)
-        elif aim:
-            buckets = max(math.ceil(old_buckets * MIN_GROWTH), min(buckets, aim))
-        floor = math.ceil(need / (MAX_LOAD * BUCKET))
-        if buckets < floor:
-            # A block too large for the partition sizes it by its keys: staggered as at the start,
-            # or every partition would be left the same size, to fill up in the same block again.
-            buckets = math.ceil(floor * self._stagger[p])
+        buckets = grown_buckets(p, len(old0) // BUCKET, need, aim_buckets(self._expected))
         live = old0 != 0
         w0, w1 = old0[live], old1[live]
         del old0, old1, live

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulkresign.buckets import BUCKET, empty_buckets, scramble
-from bulkresign.dedup import PARTS, KeyTable
+from bulkresign.dedup import KeyTable
+from bulkresign.growth import MAX_LOAD, PARTS, aim_buckets, grown_buckets, start_buckets
 from bulkresign.idkeys import id_keys
 from bulkresign.models import IdType
 
@@ -233,3 +234,37 @@ class TestGrowth:
             grown.append(0)
             table.insert(block)
         assert max(grown[10:]) <= PARTS // 4, grown
+
+
+class TestGrowthPolicy:
+    @given(
+        p=st.integers(0, PARTS - 1),
+        old=st.integers(16, 10**7),
+        extra=st.integers(1, 10**7),
+        expected=st.integers(0, 10**10),
+    )
+    def test_a_grown_partition_holds_its_keys_below_max_load(
+        self, p: int, old: int, extra: int, expected: int
+    ) -> None:
+        """Whatever the estimate, a partition grows, and holds what it must below MAX_LOAD."""
+        need = int(MAX_LOAD * old * BUCKET) + extra
+        buckets = grown_buckets(p, old, need, aim_buckets(expected))
+        assert buckets > old
+        assert need <= MAX_LOAD * buckets * BUCKET
+
+    @given(
+        p=st.integers(0, PARTS - 1),
+        old=st.integers(16, 10**7),
+        expected=st.integers(0, 10**10),
+    )
+    def test_growth_stays_within_its_factors(self, p: int, old: int, expected: int) -> None:
+        """A partition grown for one more key grows by 1.25× to 1.9× (rounded up)."""
+        need = int(MAX_LOAD * old * BUCKET) + 1
+        buckets = grown_buckets(p, old, need, aim_buckets(expected))
+        assert 1.25 * old <= buckets <= 1.9 * old + 1
+
+    def test_partitions_start_staggered(self) -> None:
+        """Starting sizes rise with the partition over about one growth factor."""
+        sizes = [start_buckets(p) for p in range(PARTS)]
+        assert sizes == sorted(sizes)
+        assert 1.8 * sizes[0] <= sizes[-1] <= 1.9 * sizes[0] + 1
