@@ -11,24 +11,30 @@ userpool answers while the rest of the input is still untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from functools import partial
+from collections.abc import Awaitable, Callable, Iterator
 from itertools import islice
 
 import anyio
 
-from bulkresign.digest import Prefix
 from bulkresign.dispatch import Dispatcher
 from bulkresign.errors import ApiError, InputError
 from bulkresign.ledger import IdOutcome, Ledger
 from bulkresign.models import Batch, BatchState, LineOutcome
-from bulkresign.pipeline import run_pipeline
+from bulkresign.pipeline import RunResult
 from bulkresign.reconcile import USER_NOT_FOUND
 
 __all__ = ["CANARY_KEY", "finish_canary", "run_canary"]
 
 #: Meta key: how many batches the canary began with, until it has passed.
 CANARY_KEY = "canary"
+
+#: :func:`~bulkresign.pipeline.run_pipeline` with the run's options bound.
+Pipeline = Callable[..., Awaitable[RunResult]]
+
+#: States a batch may be in when a resumed canary finds it: left as they are.
+_SETTLED = (BatchState.DONE, BatchState.REJECTED, BatchState.RECONCILED)
+#: An open batch read back and settled by its read-back (its unknown IDs recorded not_found).
+_READ = BatchState.RECONCILED
 
 _UNKNOWN = "unknown to the server, though its call answered success (canary read-back)"
 
@@ -37,13 +43,21 @@ async def run_canary(
     count: int,
     dispatcher: Dispatcher,
     batches: Iterator[Batch],
+    pipeline: Pipeline,
     *,
-    grace: float,
-    signals: bool,
-    read_so_far: Callable[[], Prefix | None] | None,
+    concurrency: int,
+    recorded: int = 0,
+    replay_first: bool = False,
+    replayed: Callable[[Ledger], None] | None = None,
 ) -> Iterator[Batch]:
     """The first ``count`` batches one at a time; stop unless each ends DONE and reads back
     Resigned.
+
+    ``pipeline`` is :func:`~bulkresign.pipeline.run_pipeline` with the run's own options. A
+    resume of a canary interrupted before it sent them all passes the number of batches the
+    ledger holds (``recorded``): those are replayed and finished together by one pipeline of
+    ``concurrency`` workers, as any open batch is (with ``replay_first`` and ``replayed`` as
+    that takes them), and only the canary's batches never sent go one at a time.
 
     Returns the rest of the input; an input error met among the first batches is raised by the
     rest, so that the pipeline stops on it as it would anywhere else.
@@ -54,36 +68,84 @@ async def run_canary(
         head.extend(islice(batches, count))
     except InputError as exc:
         rest = _Failing(exc)
-    # Noted before the first send, cleared once passed: a resume of an interrupted canary
-    # finishes its check (finish_canary).
-    await dispatcher.checkpoint.write(lambda led: led.set_meta(CANARY_KEY, str(len(head))))
-    for batch in head:  # one pipeline a batch, so that a failed one stops the next
-        await run_pipeline(
-            iter([batch]),
+    if recorded == 0:
+        # Noted before the first send, cleared once passed: a resume of an interrupted canary
+        # finishes its check (finish_canary, and this with ``recorded``).
+        await dispatcher.checkpoint.write(lambda led: led.set_meta(CANARY_KEY, str(len(head))))
+    old, new = head[:recorded], head[recorded:]
+    before = await dispatcher.checkpoint.read(lambda led: [led.batch(b.seq) for b in old])
+    was_open = [r.batch.seq for r in before if r is not None and r.state not in _SETTLED]
+    if old:
+        await pipeline(
+            iter(old),
             dispatcher,
-            concurrency=1,
-            grace=grace,
-            signals=signals,
-            read_so_far=read_so_far,
+            concurrency=concurrency,
+            replay_first=replay_first,
+            replayed=replayed,
         )
+        dispatcher.stats.ingest_done = False  # the input goes on past these
+    if was_open and not await _passed(dispatcher, was_open, (BatchState.DONE, _READ)):
+        return rest
+    for batch in new:  # one pipeline a batch, so that a failed one stops the next
+        await pipeline(iter([batch]), dispatcher, concurrency=1)
         dispatcher.stats.ingest_done = False
-        if dispatcher.stop_reason is not None:
+        if not await _passed(dispatcher, [batch.seq], (BatchState.DONE,)):
             return rest
-        rec = await dispatcher.checkpoint.read(partial(Ledger.batch, seq=batch.seq))
-        if rec is None or rec.state is not BatchState.DONE:
-            state = "unsent" if rec is None else rec.state
-            dispatcher.stop(f"canary: batch {batch.seq} ended {state}, not done")
-            return rest
-    await _check(dispatcher, head)
+    sent = set(was_open) | {b.seq for b in new}
+    after = await dispatcher.checkpoint.read(lambda led: [led.batch(s) for s in sorted(sent)])
+    await _check(dispatcher, [r.batch for r in after if r and r.state is BatchState.DONE])
     return rest
 
 
-async def finish_canary(dispatcher: Dispatcher, count: int) -> None:
+async def _passed(d: Dispatcher, seqs: list[int], good: tuple[BatchState, ...]) -> bool:
+    """False, the run stopped, unless every batch ``seqs`` ended in a ``good`` state."""
+    if d.stop_reason is not None:
+        return False
+    records = await d.checkpoint.read(lambda led: [led.batch(s) for s in seqs])
+    for seq, rec in zip(seqs, records, strict=True):
+        if rec is None or rec.state not in good:
+            state = "unsent" if rec is None else rec.state
+            d.stop(f"canary: batch {seq} ended {state}, not done")
+            return False
+    return True
+
+
+async def finish_canary(
+    count: int,
+    dispatcher: Dispatcher,
+    batches: Iterator[Batch],
+    pipeline: Pipeline,
+    *,
+    concurrency: int,
+    recorded: int,
+    replay_first: bool,
+    replayed: Callable[[Ledger], None] | None,
+) -> Iterator[Batch]:
     """A resume of a run whose canary was interrupted: read back the canary batches that ended
-    done (the others are read back as any open batch), and stop if any ID is unknown or not
-    Resigned, as the canary would have."""
+    done, and stop if any ID is unknown or not Resigned, as the canary would have; then, if the
+    ledger holds fewer than ``count`` batches (``recorded``), go on with the canary.
+
+    Returns what is left of ``batches`` for the run.
+    """
     records = await dispatcher.checkpoint.read(lambda led: [led.batch(s) for s in range(count)])
-    await _check(dispatcher, [r.batch for r in records if r and r.state is BatchState.DONE])
+    done = [r.batch for r in records if r and r.state is BatchState.DONE]
+    if done:
+        await _read_back(dispatcher, done)
+    if dispatcher.stop_reason is not None:
+        return batches
+    if recorded < count:
+        return await run_canary(
+            count,
+            dispatcher,
+            batches,
+            pipeline,
+            concurrency=concurrency,
+            recorded=recorded,
+            replay_first=replay_first,
+            replayed=replayed,
+        )
+    await _check(dispatcher, [])
+    return batches
 
 
 async def _check(d: Dispatcher, done: list[Batch]) -> None:

@@ -223,27 +223,36 @@ async def run_job(
                 rebind = None
                 if unbound and input_hash is not None:
                     rebind = partial(rebind_input, input_hash=input_hash)
+                pipeline = partial(
+                    run_pipeline, grace=cfg.grace, signals=cfg.signals, read_so_far=read_so_far
+                )
+                replay_first = resuming and unbound
                 # Until a batch is recorded nothing was sent: a declined or failed start
                 # leaves a state file, and the canary still comes first.
-                if cfg.canary and await ckpt.read(lambda led: led.last_seq()) < 0:
+                last = await ckpt.read(lambda led: led.last_seq())
+                if cfg.canary and last < 0:
                     batches = await run_canary(
-                        cfg.canary,
+                        cfg.canary, dispatcher, batches, pipeline, concurrency=1
+                    )
+                elif meta.get(CANARY_KEY):  # a canary was interrupted: it is finished first
+                    batches = await finish_canary(
+                        int(meta[CANARY_KEY]),
                         dispatcher,
                         batches,
-                        grace=cfg.grace,
-                        signals=cfg.signals,
-                        read_so_far=read_so_far,
+                        pipeline,
+                        concurrency=cfg.concurrency,
+                        recorded=last + 1,
+                        replay_first=replay_first,
+                        replayed=rebind,
                     )
-                elif meta.get(CANARY_KEY):  # a canary was interrupted: its check comes first
-                    await finish_canary(dispatcher, int(meta[CANARY_KEY]))
-                result = await run_pipeline(
+                    # whatever it replayed, the run's pipeline need not replay again
+                    if last + 1 < int(meta[CANARY_KEY]):
+                        replay_first, rebind = False, None
+                result = await pipeline(
                     batches,
                     dispatcher,
                     concurrency=cfg.concurrency,
-                    grace=cfg.grace,
-                    signals=cfg.signals,
-                    read_so_far=read_so_far,
-                    replay_first=resuming and unbound,
+                    replay_first=replay_first,
                     replayed=rebind,
                 )
                 tg.cancel_scope.cancel()

@@ -30,6 +30,7 @@ __all__ = [
     "operator_error",
     "printable",
     "raise_if_terminated",
+    "settle_outcome",
 ]
 
 
@@ -86,8 +87,10 @@ _terminated: list[int] = []
 def _terminate(signum: int, frame: FrameType | None) -> None:
     """SIGTERM outside a run's own watch: unwind as Ctrl-C does, never by raising inside an
     event loop (an exception at an arbitrary await point there can wedge anyio's threads)."""
-    if _terminated:
-        return  # the first is already unwinding: a second must not break into its cleanup
+    if _terminated or _settled:
+        # the first is already unwinding: a second must not break into its cleanup; or the
+        # command's outcome is decided, and a signal now must not turn it into "terminated"
+        return
     _terminated.append(signum)
     # asyncio is looked up, not imported: a command that never loaded it runs no event loop.
     aio = sys.modules.get("asyncio")
@@ -106,6 +109,17 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # no graceful path: end as Python would
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+#: Set once a command's outcome is decided (:func:`settle_outcome`).
+_settled: list[bool] = []
+
+
+def settle_outcome() -> None:
+    """The command's outcome is decided (a run finished): from now on a SIGTERM is ignored, so
+    the exit code tells what was done, not when the signal came (the run's last milliseconds,
+    its summary)."""
+    _settled.append(True)
 
 
 #: How the command running in an event loop is cancelled (:func:`cancelled_by_sigterm`).
@@ -138,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `finally`): while modules load, at a prompt, or in a command that watches no signal, let it
     # unwind as a Ctrl-C does. A run's dispatcher installs its own, graceful handler meanwhile.
     _terminated.clear()
+    _settled.clear()
     watched = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if watched else signal.SIG_DFL
     code: int = ExitCode.STOPPED

@@ -19,6 +19,7 @@ from bulkresign.cli import (
     operator_error,
     printable,
     raise_if_terminated,
+    settle_outcome,
 )
 from bulkresign.cli.confirm import ask_count, preview, show_plan
 from bulkresign.cli.options import (
@@ -182,7 +183,7 @@ def handle(args: argparse.Namespace) -> int:
 
     async def job() -> JobOutcome | None:
         with anyio.CancelScope() as scope, cancelled_by_sigterm(scope.cancel):
-            return await run_job(
+            outcome = await run_job(
                 cfg,
                 confirm=confirm,
                 events=records.events,
@@ -190,11 +191,15 @@ def handle(args: argparse.Namespace) -> int:
                 watch=None if args.no_progress else watch,
                 stamp=records.stamp,
             )
+            if outcome is not None and outcome.result.finished:
+                settle_outcome()
+            return outcome
         return None  # cancelled by a SIGTERM before the run watched for it
 
     try:
         outcome = anyio.run(job)
-        raise_if_terminated()
+        if outcome is None or not outcome.result.finished:
+            raise_if_terminated()  # a finished run's exit code tells that it finished
     except (BulkResignError, OSError, BaseExceptionGroup) as exc:
         error = operator_error(exc)
         if error is None or live.requests == 0 or isinstance(error, LedgerMismatch):

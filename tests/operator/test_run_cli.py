@@ -218,8 +218,8 @@ class TestTheEnd:
     def test_a_signal_after_the_summary_keeps_the_exit_code(
         self, server: RunningServer, ids_file: Path
     ) -> None:
-        """SIGTERM as the summary ends: exit 1 (finished, a junk line) or 3 ("terminated", if it
-        lands before the exit code is chosen), never death by the signal (143)."""
+        """SIGTERM as the summary ends: exit 1 (finished, a junk line), neither "terminated" (3)
+        nor death by the signal (143)."""
         proc = subprocess.Popen(
             [sys.executable, "-m", "bulkresign", *run(ids_file, "--yes")],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -230,12 +230,38 @@ class TestTheEnd:
                 if line.strip().endswith(b".journal"):  # the summary's last line
                     proc.send_signal(signal.SIGTERM)
                     break
-            assert proc.wait(timeout=30) in (1, 3)
+            assert proc.wait(timeout=30) == 1
         finally:
             proc.kill()
             proc.wait()
             if proc.stderr is not None:
                 proc.stderr.close()
+
+    @pytest.mark.timeout(60)
+    @pytest.mark.parametrize("where", ["as the run ends", "in the summary"])
+    def test_a_signal_once_the_run_finished_keeps_its_exit_code(
+        self, server: RunningServer, ids_file: Path, monkeypatch: pytest.MonkeyPatch, where: str
+    ) -> None:
+        """A SIGTERM after the run finished, in its event loop or while the summary prints: the
+        finished run's exit code (1, a junk line), not "terminated"."""
+        import bulkresign.cli.run as cli_run
+
+        real_job, real_finish = cli_run.run_job, cli_run.finish
+
+        async def job_then_signal(*args: object, **kwargs: object) -> object:
+            outcome = await real_job(*args, **kwargs)  # type: ignore[arg-type]
+            os.kill(os.getpid(), signal.SIGTERM)
+            return outcome
+
+        def signal_then_finish(*args: object) -> int:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return real_finish(*args)  # type: ignore[arg-type]
+
+        if where == "as the run ends":
+            monkeypatch.setattr(cli_run, "run_job", job_then_signal)
+        else:
+            monkeypatch.setattr(cli_run, "finish", signal_then_finish)
+        assert main(run(ids_file, "--yes")) == 1
 
 
 def read_terminal(fd: int, until: bytes | None, seconds: float) -> bytes:
@@ -360,6 +386,26 @@ class TestGuards:
         assert main(run(path, "--yes", "--canary", "3")) == 3
         assert "does not know (first at line 1)" in capsys.readouterr().err
         assert resigned(server) == 49
+
+    @pytest.mark.timeout(120)
+    def test_a_canary_interrupted_before_its_sends_sends_the_rest_one_at_a_time(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Killed before the canary's first send: the resume still sends the canary batches one
+        at a time and reads them back, so the unknown ID in the third stops the run there (it
+        went on with the rest at full concurrency)."""
+        server.call(lambda: server.emulator.reconfigure(unknown_ids="ignore"))
+        path = tmp_path / "ids.txt"
+        ids = [synthetic_user_id(i) for i in range(299)]
+        path.write_text("\n".join([*ids[:100], "f" * 24, *ids[100:]]) + "\n")
+        argv = [sys.executable, "-m", "bulkresign", *run(path, "--yes", "--canary", "3")]
+        env = {**os.environ, "BULKRESIGN_CRASH_AT": "after_batch_insert:1"}
+        killed = subprocess.run(argv, env=env, capture_output=True, timeout=60)
+        assert killed.returncode == -signal.SIGKILL
+        assert resigned(server) == 0
+        assert main(run(path, "--yes", "--canary", "3")) == 3
+        assert "does not know (first at line 101)" in capsys.readouterr().err
+        assert resigned(server) == 149
 
     @pytest.mark.parametrize("command", ["run", "plan"])
     @pytest.mark.parametrize("id_type", ["identity", "sync_relation"])

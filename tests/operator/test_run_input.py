@@ -385,6 +385,34 @@ class TestStoppedAtTheBadSpot:
 
 
 class TestPipes:
+    @pytest.mark.timeout(120)
+    def test_a_piped_run_killed_in_its_canary_resumes_the_canary_after_the_replay(
+        self, server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Killed with canary batch 1 recorded but unsent: the resume replays the stream up to
+        it, finishes batch 1, sends batch 2 alone and reads both back: the unknown ID in batch 2
+        stops the run; a second resume finishes the stream, each user resigned once."""
+        server.call(lambda: server.emulator.reconfigure(unknown_ids="ignore"))
+        state = str(tmp_path / "stdin.bulkresign")
+        ids = tmp_path / "ids.txt"
+        ids.write_text("\n".join([*USERS[:100], "f" * 24, *USERS[100:299]]) + "\n")
+        argv = ["run", "-", "--yes", "--no-progress", "--state", state, "--canary", "3"]
+        env = {**os.environ, "BULKRESIGN_CRASH_AT": "after_batch_insert:2"}
+        with ids.open("rb") as stdin:
+            killed = subprocess.run(
+                [sys.executable, "-m", "bulkresign", *argv],
+                env=env,
+                stdin=stdin,
+                capture_output=True,
+                timeout=60,
+            )
+        assert killed.returncode == -signal.SIGKILL
+        assert oracle(server)["resigned_total"] == 50
+        assert from_stdin(monkeypatch, ids, argv) == 3
+        assert oracle(server)["resigned_total"] == 149
+        assert from_stdin(monkeypatch, ids, argv) == 1  # the unknown ID, not_found
+        assert each_resigned_once(server, 299)
+
     def test_a_piped_input_that_failed_resumes_with_the_fixed_stream(
         self, server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
