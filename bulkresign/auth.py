@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -63,6 +64,12 @@ def decode_jwt_claims(token: str) -> dict[str, object]:
     return claims
 
 
+#: RFC 6750 §2.1's b64token (https://www.rfc-editor.org/rfc/rfc6750#section-2.1).
+_B64TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*", re.ASCII)
+#: A header value of visible ASCII only.
+_VISIBLE = re.compile(r"[\x21-\x7e]+", re.ASCII)
+
+
 def token_from_envelope(envelope: Envelope, *, obtained_at: float) -> ManagementToken:
     """The token in a successful ``get-management-token`` answer, or :class:`AuthFailed`.
 
@@ -79,6 +86,13 @@ def token_from_envelope(envelope: Envelope, *, obtained_at: float) -> Management
         raise AuthFailed(
             "get-management-token answered without an access_token", request_id=envelope.request_id
         )
+    if _B64TOKEN.fullmatch(token) is None:
+        # It goes into a header: a CR/LF or space there would split or corrupt the request.
+        raise AuthFailed(
+            "get-management-token answered an access_token with characters a bearer token "
+            "cannot hold (RFC 6750 §2.1)",
+            request_id=envelope.request_id,
+        )
     if (
         isinstance(expires_in, bool)
         or not isinstance(expires_in, int | float)
@@ -94,6 +108,8 @@ def token_from_envelope(envelope: Envelope, *, obtained_at: float) -> Management
     except ValueError as exc:
         raise AuthFailed(f"the management token cannot be read: {exc}") from None
     pool = claims.get("scoped_userpool_id")
+    if isinstance(pool, str) and pool and _VISIBLE.fullmatch(pool) is None:
+        raise AuthFailed("the management token's scoped_userpool_id is not a printable ID")
     if not isinstance(pool, str) or not pool:
         raise AuthFailed(
             "the management token has no scoped_userpool_id claim, so the userpool is unknown; "

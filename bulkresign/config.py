@@ -214,7 +214,9 @@ def _check_host(value: str, source: str) -> str:
     text = value.strip()
 
     def bad(reason: str) -> ConfigError:
-        return ConfigError(f"{source} {text!r}: {reason}")
+        # Never quote a user:password@ back: a secret pasted there would reach the CI's log.
+        shown = re.sub(r"(?<=//)[^/?#]*@", "***@", text) if "@" in text else text
+        return ConfigError(f"{source} {shown!r}: {reason}")
 
     if not text:
         raise bad("empty; write e.g. https://api.genauth.ai")

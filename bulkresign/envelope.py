@@ -19,6 +19,7 @@ import orjson
 __all__ = [
     "MAX_RETRY_AFTER",
     "Envelope",
+    "flat",
     "one_line",
     "parse_envelope",
     "parse_retry_after",
@@ -73,17 +74,23 @@ def parse_envelope(body: bytes) -> Envelope | None:
     request_id = doc.get("requestId")
     return Envelope(
         status_code=status_code,
-        message=one_line(message) if isinstance(message, str) else "",
+        message=flat(message) if isinstance(message, str) else "",
         api_code=_int(doc.get("apiCode")),
-        request_id=request_id if isinstance(request_id, str) and request_id else None,
+        request_id=(flat(request_id) or None) if isinstance(request_id, str) else None,
         data=doc.get("data"),
     )
 
 
-def one_line(text: str) -> str:
-    """``text`` with control characters collapsed to spaces, cut to a bounded length."""
-    flat = _CONTROL.sub(" ", text).strip()
-    return flat if len(flat) <= _MESSAGE_LIMIT else flat[: _MESSAGE_LIMIT - 1] + "…"
+def flat(text: str) -> str:
+    """``text`` with control characters collapsed to spaces, whole: a server's text is cut
+    (:func:`one_line`) only once scrubbed of secrets, or a secret across the cut would stay."""
+    return _CONTROL.sub(" ", text).strip()
+
+
+def one_line(text: str, limit: int = _MESSAGE_LIMIT) -> str:
+    """``text`` with control characters collapsed to spaces, cut to ``limit`` characters."""
+    text = flat(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_retry_after(

@@ -6,6 +6,7 @@ asked to reuse is refused when group or others may read it, or when another user
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -59,14 +60,23 @@ def _refuse_shared(path: Path, st: os.stat_result) -> None:
         )
 
 
-def open_private(path: Path, mode: Literal["w", "a", "wb", "ab"] = "w") -> IO[str] | IO[bytes]:
-    """Open ``path`` for writing or appending, creating it with mode 0600.
+def open_private(
+    path: Path, mode: Literal["w", "a", "wb", "ab"] = "w", *, new: bool = False
+) -> IO[str] | IO[bytes]:
+    """Open ``path`` for writing or appending, creating it with mode 0600 (with ``new``, only
+    creating it: a temporary name someone else made first is refused).
 
     An existing file keeps its content for ``"a"``/``"ab"`` and is truncated for ``"w"``/``"wb"``;
-    either way it must already be private.
+    either way it must already be private. A symbolic link is never followed: its target is
+    someone else's file as far as this can tell.
     """
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else 0)
-    fd = os.open(path, flags, PRIVATE_MODE)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if mode.startswith("a") else 0)
+    try:
+        fd = os.open(path, flags | (os.O_EXCL if new else 0), PRIVATE_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path}: a symbolic link; name the file itself") from None
+        raise
     try:
         # Checked on the open file, before anything in it is cut: a shared file is refused.
         _refuse_shared(path, os.fstat(fd))

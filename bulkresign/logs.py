@@ -20,10 +20,12 @@ renderer:
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import hmac
 import logging
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -58,6 +60,7 @@ __all__ = [
     "Pseudonymizer",
     "Redactor",
     "add_secret",
+    "check_log_file",
     "configure_logging",
     "get_logger",
     "pseudonym",
@@ -127,15 +130,23 @@ class Pseudonymizer:
     def _scrub(self, event_dict: EventDict, ids: list[str]) -> EventDict:
         """Replace each of ``ids``, and any user_id, in the event's message by its pseudonym.
 
-        The server names the account by its user_id whatever ID type was sent ("不能重复离职:
-        <user_id>" for an email), so 24-hex tokens are hidden as well.
+        The server may spell an ID as it stores it rather than as sent: any case, and a phone
+        without its country code; and it names the account by its user_id whatever ID type was
+        sent ("不能重复离职: <user_id>" for an email), so 24-hex tokens are hidden as well.
         """
         text = event_dict.get("message")
         if not isinstance(text, str):
             return event_dict
-        for user_id in ids:
-            if user_id and user_id in text:
-                text = text.replace(user_id, pseudonym(self._key, user_id))
+        spellings = {v.casefold(): i for i in ids if i for v in _spellings(i)}
+        if spellings:
+            # Longest first, so that an ID is replaced whole rather than a shorter spelling in it.
+            either = "|".join(re.escape(v) for v in sorted(spellings, key=len, reverse=True))
+            text = re.sub(
+                either,
+                lambda m: pseudonym(self._key, spellings.get(m.group(0).casefold(), m.group(0))),
+                text,
+                flags=re.IGNORECASE,
+            )
         text = _OBJECT_ID.sub(lambda m: pseudonym(self._key, m.group(0)), text)
         return {**event_dict, "message": text}
 
@@ -156,6 +167,40 @@ class Pseudonymizer:
         if isinstance(value, dict):
             return self._walk(value)
         return pseudonym(self._key, str(value))
+
+
+def check_log_file(path: Path) -> None:
+    """Refuse a ``--log`` that is a symbolic link or a file with content other than a log's.
+
+    An existing log is appended to (a resumed run); events appended to anything else would
+    spoil it, and leak IDs into it.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ConfigError(f"{path}: a symbolic link; name the file itself") from None
+        return  # unreadable: opening it to write will say why
+    with open(fd, "rb") as existing:
+        first = existing.readline(1 << 16)
+    if not first:
+        return
+    try:
+        event = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        event = None
+    if not isinstance(event, dict) or not {"event", "level"} <= event.keys():
+        raise ConfigError(f"{path}: exists and is not a bulkresign log; name another --log")
+
+
+def _spellings(user_id: str) -> list[str]:
+    """``user_id`` and, for a phone in E.164 form, its national number whatever the length of
+    its country code (one to three digits): hiding a few digits too many harms nobody."""
+    if not user_id.startswith("+") or not user_id[1:].isdigit():
+        return [user_id]
+    return [user_id, user_id[1:], *(user_id[n:] for n in (2, 3, 4) if len(user_id) - n >= 6)]
 
 
 class _LogFile:
@@ -208,7 +253,8 @@ def configure_logging(
     handle: BinaryIO | None = None
     factory: structlog.BytesLoggerFactory | structlog.ReturnLoggerFactory
     if path is not None:
-        handle = cast(BinaryIO, open_private(path, "ab"))  # refuses a shared file
+        check_log_file(path)
+        handle = cast(BinaryIO, open_private(path, "ab"))  # refuses a shared file or a link
         factory = structlog.BytesLoggerFactory(handle)
     else:
         processors, factory = [_drop], structlog.ReturnLoggerFactory()

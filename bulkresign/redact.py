@@ -30,6 +30,7 @@ __all__ = [
     "forget_secrets",
     "normal_name",
     "redact",
+    "scrub_secrets",
 ]
 
 REDACTED = "[redacted]"
@@ -103,6 +104,11 @@ _SECRETS = _SecretValues()
 def add_secret(value: str) -> None:
     """Register a secret value (a key secret, a freshly minted token) to redact from every log."""
     _SECRETS.add(value)
+
+
+def scrub_secrets(text: str) -> str:
+    """``text`` with every registered secret value and anything shaped like a JWT replaced."""
+    return _SECRETS.scrub(text)
 
 
 def forget_secrets() -> None:

@@ -284,7 +284,7 @@ def _replacing(output: Path) -> Iterator[IO[str]]:
         raise ConfigError(f"{output}: not a regular file; leave out --output to write to stdout")
     temp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
     try:
-        out = cast("IO[str]", open_private(temp, "w"))
+        out = cast("IO[str]", open_private(temp, "w", new=True))
     except OSError as exc:
         raise ConfigError(f"{output}: cannot write the report ({exc.strerror})") from None
     try:

@@ -9,6 +9,7 @@ holds the request's headers, bearer token included.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -22,13 +23,18 @@ from bulkresign._version import __version__
 from bulkresign.auth import ManagementToken, TokenSource, token_from_envelope
 from bulkresign.classify import CallOutcome, classify_exception, classify_response, outcome_of
 from bulkresign.config import DEFAULT_TIMEOUTS, Credentials, Timeouts
-from bulkresign.envelope import Envelope
+from bulkresign.envelope import Envelope, one_line
 from bulkresign.errors import ApiError, AuthFailed, PermissionDenied, Rejected
+from bulkresign.redact import scrub_secrets
 from bulkresign.transport import AiohttpTransport, RawResponse, SentHook, Transport
 
 __all__ = ["TOKEN_PATH", "ApiSession", "ClientStats"]
 
 TOKEN_PATH = "/api/v3/get-management-token"  # noqa: S105 - a URL path, not a password
+#: The longest error message kept, once scrubbed (a server's text, or a transport error's).
+_MESSAGE_LIMIT = 500
+#: The longest ``requestId`` kept (GenAuth's are 32 hex digits or a UUID).
+_REQUEST_ID_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,19 +145,26 @@ class ApiSession:
         return headers
 
     def _scrub(self, error: ApiError, *tokens: ManagementToken) -> ApiError:
-        """Remove the secret and tokens from a message, in case a server ever echoes them."""
-        text = error.message
-        secrets = (
+        """Remove the credentials and tokens from a server's text, in case it ever echoes them,
+        then cut it to length: its message, and its ``requestId``, which the ledger and the
+        report keep."""
+        secrets = [
             self._credentials.access_key_secret.reveal(),
+            self._credentials.access_key_id,
             *self._tokens.secrets(),
             *(t.value.reveal() for t in tokens),
-        )
-        for secret in secrets:
-            if secret:
-                text = text.replace(secret, "***")
+        ]
+        pattern = re.compile("|".join(re.escape(s) for s in secrets if s), re.IGNORECASE)
+
+        def clean(text: str, limit: int) -> str:
+            return one_line(scrub_secrets(pattern.sub("***", text)), limit)
+
+        text = clean(error.message, _MESSAGE_LIMIT)
         if text != error.message:
             error.message = text
             error.args = (text,)
+        if error.request_id is not None:
+            error.request_id = clean(error.request_id, _REQUEST_ID_LIMIT)
         return error
 
     def count(self, error: ApiError | None) -> None:
@@ -212,7 +225,7 @@ class ApiSession:
             raise self._scrub(result) from None
         if isinstance(result, ApiError):
             error = AuthFailed(
-                f"access key {credentials.access_key_id!r} was refused: {result.message}",
+                f"the access key was refused: {result.message}",
                 status_code=result.status_code,
                 api_code=result.api_code,
                 request_id=result.request_id,

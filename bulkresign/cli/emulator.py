@@ -7,6 +7,7 @@ import asyncio
 import gc
 import ipaddress
 import os
+import secrets
 import signal
 import sys
 from pathlib import Path
@@ -210,7 +211,7 @@ async def _serve_until_signal(
 
 def _write_ready(path: Path, url: str) -> None:
     """Write ``url`` to ``path`` whole: to a temporary name first, then rename over it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with cast(IO[bytes], open_private(tmp, "wb")) as f:
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    with cast(IO[bytes], open_private(tmp, "wb", new=True)) as f:
         f.write(f"{url}\n".encode())
     os.replace(tmp, path)

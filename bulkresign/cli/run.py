@@ -33,6 +33,7 @@ from bulkresign.cli.records import Records, count_problems, print_summary, read_
 from bulkresign.errors import BulkResignError, ConfigError, LedgerMismatch
 from bulkresign.job import JobConfig, JobInfo, JobOutcome, run_job
 from bulkresign.limiter import LimiterStats
+from bulkresign.logs import check_log_file
 from bulkresign.models import Endpoint
 from bulkresign.progress import show_progress
 from bulkresign.report import write_report
@@ -162,6 +163,7 @@ def handle(args: argparse.Namespace) -> int:
         {"the --exclude file": args.exclude},
     )
     check_report_path(args.report)
+    check_log_file(records.log)
     check_head(cfg)
     if args.plan_sha256 is None and (reviewed := recorded_plan(cfg.state)) is not None:
         # The run began guarded by a reviewed plan: its resumes are held to the same one.

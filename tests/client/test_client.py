@@ -378,13 +378,13 @@ class TestTokenLifeCycle:
     async def test_refused_access_key(
         self, make_client: MakeClient, api: Any, reply: Reply, canary: str, code: int
     ) -> None:
-        """A token answer with a 4xx statusCode is AuthFailed quoting the server, not the secret."""
+        """A token answer with a 4xx statusCode is AuthFailed quoting the server, not the key."""
         api.token = lambda r: reply(code, message="accessKeySecret invalid", request_id="rt")
         async with make_client() as client:
             with pytest.raises(AuthFailed) as info:
                 await client.userpool_id()
         error = info.value
-        assert "'ak-test-id' was refused" in str(error)
+        assert "the access key was refused" in str(error) and "ak-test-id" not in str(error)
         assert "accessKeySecret invalid" in str(error)
         assert (error.status_code, error.request_id) == (code, "rt")
         assert canary not in str(error) and canary not in repr(error)
@@ -485,6 +485,73 @@ class TestSecrecy:
         for error in errors:
             text = f"{error} {error!r} {error.args} {vars(error)}"
             assert not any(s in text for s in secrets)
+
+    @pytest.mark.parametrize("pad", [260, 280, 295, 430, 450])
+    async def test_a_secret_across_the_message_cut_leaves_no_fragment(
+        self, make_client: MakeClient, api: Any, reply: Reply, canary: str, pad: int
+    ) -> None:
+        """A message that puts the secret across a cut (the envelope's old one, the error's):
+        scrubbed first, then cut, so no prefix of it survives."""
+        api.token = lambda r: reply(400, message="x" * pad + f" secret={canary}")
+        async with make_client() as client:
+            with pytest.raises(AuthFailed) as info:
+                await client.userpool_id()
+        assert canary[:8] not in str(info.value)
+
+    async def test_a_long_message_is_cut(
+        self, make_client: MakeClient, api: Any, reply: Reply
+    ) -> None:
+        """A server message of 1,000 characters on three lines ends as one line of 500 at most."""
+        api.resign = lambda r: reply(400, message="line1\nline2\r\t" + "x" * 1000)
+        async with make_client() as client:
+            with pytest.raises(Rejected) as info:
+                await resign(client)
+        assert "\n" not in info.value.message and len(info.value.message) <= 500
+
+    async def test_a_request_id_echoing_secrets_is_scrubbed_and_bounded(
+        self, make_client: MakeClient, api: Any, reply: Reply, canary: str
+    ) -> None:
+        """The requestId, which the ledger and the report keep, is scrubbed of the secret and
+        the token like the message, and cut to 100 characters."""
+        api.resign = lambda r: reply(
+            400, message="no", request_id=f"{r.headers['authorization']}|{canary}|" + "r" * 500
+        )
+        async with make_client() as client:
+            with pytest.raises(Rejected) as info:
+                await resign(client)
+        (token,) = api.valid_tokens
+        kept = info.value.request_id or ""
+        assert token[:20] not in kept and canary[:8] not in kept
+        assert len(kept) <= 100
+
+    async def test_a_refused_key_is_not_named(
+        self, make_client: MakeClient, api: Any, reply: Reply
+    ) -> None:
+        """A refused access key: the error says so without quoting the key ID, even when the
+        server echoes it in another case."""
+        keys: list[str] = []
+
+        def refuse(request: RawRequest) -> RawResponse:
+            keys.append(orjson.loads(request.body or b"{}")["accessKeyId"])
+            return reply(401, message=f"unknown key {keys[-1].upper()}")
+
+        api.token = refuse
+        async with make_client() as client:
+            with pytest.raises(AuthFailed) as info:
+                await client.userpool_id()
+        assert "access key was refused" in str(info.value)
+        assert keys and keys[0].casefold() not in str(info.value).casefold()
+
+    async def test_a_token_that_cannot_be_a_header_is_refused(
+        self, make_client: MakeClient, api: Any, reply: Reply, jwt: Any
+    ) -> None:
+        """A token with a CR/LF (header injection) is AuthFailed at once; nothing else is sent."""
+        token = jwt({"scoped_userpool_id": "pool1"}) + "\r\nX-Injected: yes"
+        api.token = lambda r: reply(200, data={"access_token": token, "expires_in": 7200})
+        async with make_client() as client:
+            with pytest.raises(AuthFailed, match="RFC 6750"):
+                await resign(client)
+        assert api.api_requests == []
 
 
 def _tokens_seen(api: Any) -> list[str]:

@@ -217,7 +217,17 @@ class TestResolveHost:
         """Unsafe or malformed hosts are a ConfigError naming the host and the reason."""
         with pytest.raises(ConfigError, match=reason) as info:
             resolve_host(given, {})
-        assert repr(given.strip()) in str(info.value)
+        shown = given.strip().replace("user:pw@", "***@")
+        assert repr(shown) in str(info.value)
+
+    @pytest.mark.parametrize(
+        "host", ["https://ak:s3cret-value@api.genauth.ai", "http://ak:s3cret-value@127.0.0.1@x"]
+    )
+    def test_a_password_in_the_host_is_never_quoted(self, host: str) -> None:
+        """A user:password@ in the host is refused without being quoted back (CI logs)."""
+        with pytest.raises(ConfigError, match=r"\*\*\*@") as info:
+            resolve_host(None, {"GENAUTH_HOST": host})
+        assert "s3cret" not in str(info.value)
 
     def test_refusal_names_the_environment_variable(self) -> None:
         """A bad GENAUTH_HOST is reported under that name."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bulkresign.cli.emulator import _is_loopback
+from bulkresign.cli.emulator import _is_loopback, _write_ready
 
 #: Both ways to start it: the ``bulkresign`` command, and the emulator package on its own.
 ENTRY_POINTS = {
@@ -127,3 +127,15 @@ class TestUsage:
     def test_loopback_detection(self, host: str, loopback: bool) -> None:
         """Binding anything but loopback triggers the loud warning."""
         assert _is_loopback(host) is loopback
+
+
+def test_the_ready_file_never_writes_through_a_planted_link(tmp_path: Path) -> None:
+    """A symbolic link where the ready file goes is replaced, its target left as it was."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    ready = tmp_path / "ready"
+    ready.symlink_to(victim)
+    _write_ready(ready, "http://127.0.0.1:1")
+    assert victim.read_text() == "precious\n"
+    assert not ready.is_symlink() and ready.read_text() == "http://127.0.0.1:1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ready", "victim"]

@@ -67,6 +67,24 @@ class TestFile:
         with pytest.raises(ConfigError, match="chmod 600"):
             configure_logging(log_path)
 
+    def test_a_symbolic_link_is_refused(self, log_path: Path, tmp_path: Path) -> None:
+        """A log named by a symbolic link is refused: its target is left as it was."""
+        target = tmp_path / "private.txt"
+        target.write_text("precious\n")
+        os.chmod(target, 0o600)
+        log_path.symlink_to(target)
+        with pytest.raises(ConfigError, match="symbolic link"):
+            configure_logging(log_path)
+        assert target.read_text() == "precious\n"
+
+    def test_a_file_that_is_not_a_log_is_refused(self, log_path: Path) -> None:
+        """An existing private file whose first line is not a log event is never appended to."""
+        log_path.write_text("precious\n")
+        os.chmod(log_path, 0o600)
+        with pytest.raises(ConfigError, match="not a bulkresign log"):
+            configure_logging(log_path)
+        assert log_path.read_text() == "precious\n"
+
     def test_existing_private_file_is_appended(self, log_path: Path, read_events: Events) -> None:
         """A resumed run's log continues after the previous run's lines."""
         configure_logging(log_path)
@@ -325,6 +343,20 @@ class TestPseudonyms:
         )
         [event] = read_events()
         assert event["message"] == f"不能重复离职: {pseudonym(KEY, uid)}"
+
+    @pytest.mark.parametrize(
+        ("sent", "echoed"),
+        [("ann@example.com", "ANN@EXAMPLE.COM"), ("+15550004001", "5550004001")],
+    )
+    def test_an_id_the_server_spells_otherwise_is_pseudonymized(
+        self, log_path: Path, read_events: Events, sent: str, echoed: str
+    ) -> None:
+        """The server echoes an ID as it stores it (another case, a phone's national number):
+        still replaced by the pseudonym of the ID sent."""
+        configure_logging(log_path, pseudonym_key=KEY)
+        get_logger().info("attempt_finished", message=f"no such user: {echoed}", text_ids=[sent])
+        [event] = read_events()
+        assert event["message"] == f"no such user: {pseudonym(KEY, sent)}"
 
     def test_log_ids_turns_pseudonyms_off(self, log_path: Path, read_events: Events) -> None:
         """With log_ids=True the IDs are logged as given."""
