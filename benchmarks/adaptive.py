@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from benchmarks.common import HERE, Section, scratch, standalone, table
+from benchmarks.common import HERE, Section, image_name, scratch, standalone, table
 from benchmarks.plots import plot_timelines
 from bulkresign.bench import Check, RunReport, measure_run
 from bulkresign.models import MAX_BATCH
@@ -67,8 +67,10 @@ def run(big: bool, command: str) -> Section:
         ),
     )
     runs = [(f"--rate {ASK:g} against a limit of {LIMIT:g}/s", report)]
-    images = (IMAGE,) if plot_timelines(HERE / IMAGE, runs) else ()
-    return Section(NAME, command, body, checks, images)
+    images = (
+        (image_name(IMAGE, big),) if plot_timelines(HERE / image_name(IMAGE, big), runs) else ()
+    )
+    return Section(NAME, command, body, checks, images, big=big)
 
 
 def _row(span: str, goodput: float, admitted: int, throttled: int) -> tuple[str, ...]:

@@ -3,11 +3,12 @@
 The same input runs through :func:`run_job` at an unreachable rate against an unlimited emulator
 process, alternately with the ledger as shipped (WAL, ``synchronous=FULL``, on the temp disk),
 with fsync off (``JobConfig(durable=False)``, a benchmark-only switch), and durable on a RAM disk
-(``/dev/shm``) when there is one. Unpaced is the hard case: at a real run's 300 req/s the disk has
-a hundred times more slack. Target: durable / fsync-off throughput ≥ 0.95, taken as the median
-of the ratios of runs made side by side (each durable run against the fsync-off run right after
-it): on a shared machine the throughput of one variant drifts ±20 % across a benchmark, and the
-ratio of two medians carries that drift while the paired ratios cancel it.
+(``/dev/shm``) when there is one; each variant goes first in turn. Unpaced is the hard case: at
+a real run's 300 req/s the disk has a hundred times more slack. Targets: durable / fsync-off
+throughput ≥ 0.95, and durable on disk / durable on the RAM disk ≥ 0.95, each taken as the
+median of the ratios of runs made side by side (in the same round): on a shared machine the
+throughput of one variant drifts ±20 % across a benchmark, and the ratio of two medians carries
+that drift while the paired ratios cancel it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ def run(big: bool, command: str) -> Section:
         source = write_ids(work / "ids", ids)
         with EmulatorProcess(rate_limit=0) as emu:
             for i in range(reps):
-                for k, v in enumerate(variants):
+                # Each variant goes first in turn: the first run of a round meets a cold cache.
+                turn = i % len(variants)
+                for v in variants[turn:] + variants[:turn]:
+                    k = variants.index(v)
                     where = ramdir if "RAM" in v else work
                     state = where / f"state-{i}-{k}"
                     durable = not v.startswith("fsync off")
@@ -67,6 +71,15 @@ def run(big: bool, command: str) -> Section:
         for d, o in zip(runs["durable, disk"], runs["fsync off, disk"], strict=True)
     ]
     ratio = median(pairs)
+    ram_variant = next((v for v in variants if "RAM" in v), None)
+    ram_pairs = (
+        [
+            d.per_second / r.per_second
+            for d, r in zip(runs["durable, disk"], runs[ram_variant], strict=True)
+        ]
+        if ram_variant
+        else []
+    )
     body = (
         f"{ids:,} IDs ({ids // MAX_BATCH:,} requests) per run, {reps} alternating runs of each "
         "variant, 16 workers, unlimited emulator process; medians.\n\n"
@@ -77,15 +90,37 @@ def run(big: bool, command: str) -> Section:
         + ", ".join(f"{p:.3f}" for p in pairs)
         + f"; median **{ratio:.3f}** (the ratio of the medians above: "
         + f"{rps['durable, disk'] / base:.3f})."
+        + (
+            "\n\nDurable on disk / durable on the RAM disk, run by run: "
+            + ", ".join(f"{p:.3f}" for p in ram_pairs)
+            + f"; median **{median(ram_pairs):.3f}**."
+            if ram_pairs
+            else ""
+        )
+        + "\n\nThe runs are `run_job` without the event log and audit journal (the journal's "
+        "once-a-second fsync is the ledger's only companion on disk in a real run)."
     )
     finished = all(r.finished for rs in runs.values() for r in rs)
-    check = Check(
-        "durable / fsync off, median of side-by-side runs",
-        f"{ratio:.3f} (medians {rps['durable, disk']:,.0f} vs {base:,.0f} req/s)",
-        f"≥ {TARGET}",
-        ratio >= TARGET and finished,
-    )
-    return Section(NAME, command, body, (check,))
+    checks = [
+        Check(
+            "durable / fsync off, median of side-by-side runs",
+            f"{ratio:.3f} (medians {rps['durable, disk']:,.0f} vs {base:,.0f} req/s)",
+            f"≥ {TARGET}",
+            ratio >= TARGET and finished,
+        )
+    ]
+    if ram_variant:
+        on_ram = median(ram_pairs)
+        checks.append(
+            Check(
+                "durable on disk / on a RAM disk, median of side-by-side runs",
+                f"{on_ram:.3f} (medians {rps['durable, disk']:,.0f} vs "
+                f"{rps[ram_variant]:,.0f} req/s)",
+                f"≥ {TARGET}",
+                on_ram >= TARGET and finished,
+            )
+        )
+    return Section(NAME, command, body, tuple(checks), big=big)
 
 
 def _writable(path: Path) -> bool:

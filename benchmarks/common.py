@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import functools
 import os
@@ -39,6 +40,8 @@ __all__ = [
     "Section",
     "child_env",
     "cpu_seconds",
+    "high_water",
+    "image_name",
     "machine",
     "median",
     "publish",
@@ -64,12 +67,14 @@ class Section:
     checks: tuple[Check, ...] = ()
     images: tuple[str, ...] = ()
     """PNG file names inside benchmarks/."""
+    big: bool = False
+    """Run at the large sizes: kept apart from the quick run's section and images."""
     started: datetime.datetime = field(default_factory=lambda: datetime.datetime.now().astimezone())
 
     def markdown(self) -> str:
         """The section as it appears in RESULTS.md."""
         lines = [
-            f"## {self.name}",
+            f"## {self.name}" + (" (`--big`)" if self.big else ""),
             "",
             f"`{self.command}` — {self.started:%Y-%m-%d %H:%M %Z} — {machine()}",
             "",
@@ -94,9 +99,17 @@ def standalone(
     parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{module}")
     parser.add_argument("--big", action="store_true", help="the large sizes")
     big = parser.parse_args(argv).big
+    began = datetime.datetime.now().astimezone()
     section = run(big, f"python -m benchmarks.{module}" + (" --big" if big else ""))
+    section = dataclasses.replace(section, started=began)  # dated when it began, not ended
     publish(section)
     return 0 if all(c.ok for c in section.checks) else 1
+
+
+def image_name(name: str, big: bool) -> str:
+    """A benchmark's PNG file name; a ``--big`` run's differs, so neither run's replaces the
+    other's."""
+    return name.removesuffix(".png") + "-big.png" if big else name
 
 
 def machine() -> str:
@@ -122,7 +135,7 @@ def publish(section: Section) -> None:
     """
     text = section.markdown()
     print(text, flush=True)
-    slug = section.name.lower().replace(" ", "-")
+    slug = section.name.lower().replace(" ", "-") + ("-big" if section.big else "")
     start, end = f"<!-- bench:{slug}:start -->", f"<!-- bench:{slug}:end -->"
     block = f"{start}\n{text}{end}"
     current = RESULTS.read_text() if RESULTS.exists() else _TITLE
@@ -226,7 +239,7 @@ def run_child(
     peak = 0
     deadline = time.monotonic() + timeout
     while True:
-        peak = max(peak, _high_water(proc.pid))
+        peak = max(peak, high_water(proc.pid))
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         errors += proc.stderr.read() or b""
         if pid:
@@ -245,7 +258,7 @@ def run_child(
     return Child(proc.returncode, started, wall, usage.ru_utime + usage.ru_stime, peak, killed)
 
 
-def _high_water(pid: int) -> int:
+def high_water(pid: int) -> int:
     """Peak resident bytes of a running process since its exec (0 once it is gone)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()

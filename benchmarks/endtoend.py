@@ -26,6 +26,7 @@ from benchmarks.common import (
     Child,
     Section,
     child_env,
+    image_name,
     run_child,
     scratch,
     standalone,
@@ -168,10 +169,11 @@ def run(big: bool, command: str) -> Section:
         )
     )
     points = [(s.report.ids, s.child.max_rss / 2**20) for s in done]
-    images: tuple[str, ...] = (IMAGE,) if plot_rss(HERE / IMAGE, points) else ()
+    rss, timeline = image_name(IMAGE, big), image_name(TIMELINE, big)
+    images: tuple[str, ...] = (rss,) if plot_rss(HERE / rss, points) else ()
     runs = [(f"bulkresign run, {large.report.ids:,} IDs at --rate {RATE:g}", large.report)]
-    images += (TIMELINE,) if plot_timelines(HERE / TIMELINE, runs) else ()
-    return Section(NAME, command, body, tuple(checks), images)
+    images += (timeline,) if plot_timelines(HERE / timeline, runs) else ()
+    return Section(NAME, command, body, tuple(checks), images, big=big)
 
 
 def _one(n: int) -> _Size:

@@ -21,12 +21,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+from benchmarks.common import high_water
 
 __all__ = ["generate", "main", "measure"]
 
@@ -104,17 +107,32 @@ class Run:
 
 
 def measure(argv: list[str], env: dict[str, str] | None = None) -> Run:
-    """Run a command to completion; its wall time and peak resident memory."""
+    """Run a command to completion; its wall time and peak resident memory.
+
+    The peak is ``VmHWM``, read every 5 ms (:func:`~benchmarks.common.high_water`): ``wait4``'s
+    ``ru_maxrss`` would report this process's own peak for a child smaller than it (vfork).
+    """
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env)
-    assert proc.stdout is not None
-    output = proc.stdout.read().decode()
-    _, status, usage = os.wait4(proc.pid, 0)
+    stdout = proc.stdout
+    assert stdout is not None
+    out: list[bytes] = []
+    reader = threading.Thread(target=lambda: out.append(stdout.read()), daemon=True)
+    reader.start()
+    peak = 0
+    while True:
+        peak = max(peak, high_water(proc.pid))
+        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        time.sleep(0.005)
     wall = time.perf_counter() - started
+    reader.join()
+    output = b"".join(out).decode()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{shlex.join(argv)} failed with exit code {proc.returncode}")
-    return Run(wall, usage.ru_maxrss * 1024, output)
+    return Run(wall, peak, output)
 
 
 def _machine() -> str:

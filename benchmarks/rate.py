@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 
-from benchmarks.common import HERE, Section, scratch, standalone, table
+from benchmarks.common import HERE, Section, image_name, scratch, standalone, table
 from benchmarks.plots import plot_timelines
 from bulkresign.bench import Check, RunReport, measure_run, rate_checks
 from bulkresign.models import MAX_BATCH
@@ -78,8 +78,10 @@ def run(big: bool, command: str) -> Section:
         )
     )
     runs = [(f"--rate {r.rate:g} against a limit of {r.limit:g}/s", r) for r in reports]
-    images = (IMAGE,) if plot_timelines(HERE / IMAGE, runs) else ()
-    return Section(NAME, command, body, tuple(checks), images)
+    images = (
+        (image_name(IMAGE, big),) if plot_timelines(HERE / image_name(IMAGE, big), runs) else ()
+    )
+    return Section(NAME, command, body, tuple(checks), images, big=big)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -62,9 +62,19 @@ class Probe:
         self._window = _LoggingWindow(self.emulator.config.rate_limit)
         self.emulator.window = self._window
         self._resigns = array("d")
+        self._watched: frozenset[str] = frozenset()
+        self.first_watched: float | None = None
+        """When the first resign call naming a watched ID arrived (:meth:`watch`)."""
 
     async def _on_resign(self, path: str, user_ids: list[str], request: web.Request) -> None:
-        self._resigns.append(self.emulator.clock())
+        now = self.emulator.clock()
+        self._resigns.append(now)
+        if self.first_watched is None and not self._watched.isdisjoint(user_ids):
+            self.first_watched = now
+
+    def watch(self, user_ids: frozenset[str]) -> None:
+        """Note when a resign call first names one of ``user_ids`` (:attr:`first_watched`)."""
+        self._watched, self.first_watched = user_ids, None
 
     @contextmanager
     def serving(self) -> Iterator[RunningServer]:

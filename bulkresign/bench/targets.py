@@ -26,8 +26,9 @@ class Check:
 
 
 def rate_checks(report: RunReport) -> list[Check]:
-    """Rate accuracy: goodput ≥ 99 % of ``--rate``, no window above it, ≤ 1 % throttled."""
-    r = report.rate
+    """Rate accuracy: goodput ≥ 99 % of ``--rate`` (or of the emulator's limit, when lower), no
+    window above it, ≤ 1 % throttled."""
+    r = report.rate if report.limit is None else min(report.rate, report.limit)
     return [
         Check(
             "goodput",
