@@ -20,12 +20,23 @@ from benchmarks.clients import (
     run_bulkresign,
     run_sdk,
 )
-from benchmarks.common import EmulatorProcess, Section, median, scratch, standalone, table
+from benchmarks.common import (
+    HERE,
+    EmulatorProcess,
+    Section,
+    image_name,
+    median,
+    scratch,
+    standalone,
+    table,
+)
+from benchmarks.plots import plot_bars
 from bulkresign.bench import Check, write_ids
 from bulkresign.models import MAX_BATCH
 
 __all__ = ["NAME", "main", "run"]
 
+IMAGE = "raw-ceiling.png"
 NAME = "Raw ceiling"
 TARGET_RPS = 3000.0
 PACED_RATE = 300.0
@@ -82,7 +93,7 @@ def run(big: bool, command: str) -> Section:
         _row(
             f"authing SDK, {THREADS} threads, no ledger (naive baseline)", runs["sdk"], loop=False
         ),
-        _row(f"bare aiohttp, {THREADS} connections (HTTP floor, no tool)", runs["aiohttp"]),
+        _row(f"bare aiohttp, {THREADS} connections (HTTP alone, no tool)", runs["aiohttp"]),
     ]
     body = (
         f"{ids:,} IDs ({ids // MAX_BATCH:,} requests of 50) per run, {reps} alternating runs of "
@@ -133,7 +144,14 @@ def run(big: bool, command: str) -> Section:
             share <= TARGET_CORE_SHARE and paced.finished,
         ),
     )
-    return Section(NAME, command, body, checks, big=big)
+    image = image_name(IMAGE, big)
+    bars = [
+        ("bulkresign, unlimited", [r.per_second for r in runs["bulkresign"]]),
+        (f"authing SDK, {THREADS} threads", [r.per_second for r in runs["sdk"]]),
+        ("bare aiohttp", [r.per_second for r in runs["aiohttp"]]),
+    ]
+    drawn = plot_bars(HERE / image, NAME, "requests/s", bars, target=TARGET_RPS)
+    return Section(NAME, command, body, checks, (image,) if drawn else (), big=big)
 
 
 def _row(label: str, runs: Sequence[ClientRun], *, loop: bool = True) -> tuple[str, ...]:

@@ -18,12 +18,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.clients import ClientRun, run_bulkresign
-from benchmarks.common import EmulatorProcess, Section, median, scratch, standalone, table
+from benchmarks.common import (
+    HERE,
+    EmulatorProcess,
+    Section,
+    image_name,
+    median,
+    scratch,
+    standalone,
+    table,
+)
+from benchmarks.plots import plot_bars
 from bulkresign.bench import Check, write_ids
 from bulkresign.models import MAX_BATCH
 
 __all__ = ["NAME", "main", "run"]
 
+IMAGE = "checkpoint-cost.png"
 NAME = "Checkpoint cost"
 TARGET = 0.95
 RAM_DISK = Path("/dev/shm")
@@ -120,7 +131,10 @@ def run(big: bool, command: str) -> Section:
                 on_ram >= TARGET and finished,
             )
         )
-    return Section(NAME, command, body, tuple(checks), big=big)
+    image = image_name(IMAGE, big)
+    bars = [(v, [r.per_second for r in rs]) for v, rs in runs.items()]
+    drawn = plot_bars(HERE / image, NAME, "requests/s, unpaced", bars)
+    return Section(NAME, command, body, tuple(checks), (image,) if drawn else (), big=big)
 
 
 def _writable(path: Path) -> bool:

@@ -128,6 +128,7 @@ def measure(argv: list[str], env: dict[str, str] | None = None) -> Run:
         time.sleep(0.005)
     wall = time.perf_counter() - started
     reader.join()
+    stdout.close()
     output = b"".join(out).decode()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):

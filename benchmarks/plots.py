@@ -11,7 +11,7 @@ import numpy as np
 from bulkresign.bench import RunReport
 from bulkresign.bench.probe import Times
 
-__all__ = ["RESTART_SPAN", "plot_resume", "plot_rss", "plot_timelines"]
+__all__ = ["RESTART_SPAN", "plot_bars", "plot_resume", "plot_rss", "plot_timelines"]
 
 #: Seconds after a restart that :func:`plot_resume` draws close up.
 RESTART_SPAN = 20.0
@@ -108,6 +108,36 @@ def plot_resume(
     close.set_xlabel("seconds since the restart was spawned")
     close.set_ylabel("calls/s")
     close.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def plot_bars(
+    path: Path,
+    title: str,
+    unit: str,
+    runs: Sequence[tuple[str, Sequence[float]]],
+    *,
+    target: float | None = None,
+) -> bool:
+    """One bar a label at the median of its runs, every run a dot on it, and the target line."""
+    plt = _pyplot()
+    if plt is None:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.8 * len(runs)))
+    y = np.arange(len(runs))
+    ax.barh(y, [float(np.median(v)) for _, v in runs], color="tab:blue", label="median")
+    for i, (_, values) in enumerate(runs):
+        ax.plot(values, [i] * len(values), "o", color="black", markersize=4)
+    if target is not None:
+        ax.axvline(target, color="tab:green", linestyle="--", label="target")
+    ax.set_yticks(y, [label for label, _ in runs], fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel(unit)
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks import common, plots
 from benchmarks.common import Section, run_child
+from benchmarks.ingest import measure
 from bulkresign.bench import Check
 
 INGEST = "<!-- ingest:start -->\n## Ingest: 10 lines\n\nfigures\n<!-- ingest:end -->\n"
@@ -47,6 +48,17 @@ class TestPublish:
         assert text.index("new figures") < text.index("rate figures")
         assert INGEST in text
 
+    def test_a_big_run_keeps_a_section_of_its_own(self, results: Path) -> None:
+        """The quick and the --big run of one benchmark sit side by side: neither replaces the
+        other, and a PNG name is told apart the same way."""
+        common.publish(Section("Resume", "cmd --big", "big figures", big=True))
+        common.publish(Section("Resume", "cmd", "quick figures"))
+        text = results.read_text()
+        assert "big figures" in text and "quick figures" in text
+        assert "## Resume (`--big`)" in text
+        assert common.image_name("resume.png", True) == "resume-big.png"
+        assert common.image_name("resume.png", False) == "resume.png"
+
     def test_records_command_machine_targets_and_images(self, results: Path) -> None:
         """The section names its command and machine, marks missed targets and links its PNG."""
         checks = (Check("goodput", "80 req/s", "≥ 99 %", False), Check("x", "1", "1", True))
@@ -69,6 +81,15 @@ class TestRunChild:
         child = run_child([sys.executable, "-c", code], env=dict(os.environ), timeout=30)
         assert child.returncode == 0 and not child.killed
         assert 64 * 2**20 <= child.max_rss < 150 * 2**20
+        del ballast
+
+    def test_the_ingest_benchmark_measures_the_childs_own_peak(self) -> None:
+        """The ingest benchmark's measure() reads the child's peak too, not this process's."""
+        ballast = b"x" * (200 * 2**20)
+        code = "b = b'x' * (64 * 2**20); import time; time.sleep(0.1); print('done')"
+        run = measure([sys.executable, "-c", code])
+        assert run.output == "done\n"
+        assert 64 * 2**20 <= run.peak_rss < 150 * 2**20
         del ballast
 
     def test_kill_when_stops_the_child(self) -> None:
@@ -99,6 +120,13 @@ class TestPlots:
             path, calls, second + 0.02, started=0.0, killed=10.0, restarted=10.1
         )
         assert drawn
+        assert path.read_bytes().startswith(PNG_MAGIC)
+
+    def test_the_bar_chart_is_a_png(self, tmp_path: Path) -> None:
+        """Medians with every run and a target line make one PNG."""
+        path = tmp_path / "bars.png"
+        runs = [("ours", [1_100.0, 1_050.0, 1_200.0]), ("theirs", [480.0, 530.0])]
+        assert plots.plot_bars(path, "ceiling", "requests/s", runs, target=3_000.0)
         assert path.read_bytes().startswith(PNG_MAGIC)
 
     def test_the_rss_plot_is_a_png(self, tmp_path: Path) -> None:
