@@ -32,7 +32,7 @@ __all__ = ["TOKEN_PATH", "ApiSession", "ClientStats"]
 
 TOKEN_PATH = "/api/v3/get-management-token"  # noqa: S105 - a URL path, not a password
 #: The longest error message kept, once scrubbed (a server's text, or a transport error's).
-_MESSAGE_LIMIT = 500
+_ERROR_LIMIT = 500
 #: The longest ``requestId`` kept (GenAuth's are 32 hex digits or a UUID).
 _REQUEST_ID_LIMIT = 100
 
@@ -148,18 +148,22 @@ class ApiSession:
         """Remove the credentials and tokens from a server's text, in case it ever echoes them,
         then cut it to length: its message, and its ``requestId``, which the ledger and the
         report keep."""
-        secrets = [
+        secrets = {
             self._credentials.access_key_secret.reveal(),
             self._credentials.access_key_id,
             *self._tokens.secrets(),
             *(t.value.reveal() for t in tokens),
-        ]
-        pattern = re.compile("|".join(re.escape(s) for s in secrets if s), re.IGNORECASE)
+        } - {""}
+        # Longest first, so that a secret holding another is replaced whole.
+        either = "|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True))
+        pattern = re.compile(either, re.IGNORECASE) if either else None
 
         def clean(text: str, limit: int) -> str:
-            return one_line(scrub_secrets(pattern.sub("***", text)), limit)
+            if pattern is not None:
+                text = pattern.sub("***", text)
+            return one_line(scrub_secrets(text), limit)
 
-        text = clean(error.message, _MESSAGE_LIMIT)
+        text = clean(error.message, _ERROR_LIMIT)
         if text != error.message:
             error.message = text
             error.args = (text,)
