@@ -122,12 +122,17 @@ def _print(title: str, checks: list[Check]) -> None:
 
 
 def _projection(report: RunReport) -> str:
-    """What the measured users/s means for the sizes users ask about."""
-    if not report.finished or report.wall <= 0:
+    """What the measured pace means for the sizes users ask about: the start-up once, then the
+    users at the steady rate of the calls (a short run's start-up would weigh on users/s)."""
+    if not report.finished or report.goodput <= 0:
         return "\nthe end-to-end run did not finish: no projection"
-    per_second = report.ids / report.wall
-    sizes = ", ".join(f"{n:,} users ≈ {_duration(n / per_second)}" for n in (10**6, 10**7))
-    return f"\nat {per_second:,.0f} users/s: {sizes}"
+    per_second = report.goodput * MAX_BATCH
+    sizes = ", ".join(
+        f"{n:,} users ≈ {_duration(report.first_request + n / per_second)}" for n in (10**6, 10**7)
+    )
+    return (
+        f"\nat {per_second:,.0f} users/s after a start-up of {report.first_request:.1f} s: {sizes}"
+    )
 
 
 def _duration(seconds: float) -> str:

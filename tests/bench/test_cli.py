@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bulkresign.bench import RunReport
 from bulkresign.cli import ExitCode, main
+from bulkresign.cli.bench import _projection
 
 
 class TestOptions:
@@ -47,3 +49,16 @@ class TestRun:
             assert name in out
         assert "1,000,000 users ≈" in out
         assert (code == ExitCode.OK) == ("MISSED" not in out)
+
+
+def test_the_projection_counts_the_start_up_once() -> None:
+    """1M users at 300 calls/s after 0.8 s of start-up: 0.8 + 1,000,000 / 15,000 ≈ 68 s, not the
+    short run's users/s (its start-up included) scaled up."""
+    report = RunReport(
+        ids=30_000, rate=300.0, limit=300.0, latency_ms=20.0, admitted=600, throttled=0,
+        goodput=300.0, busiest_offered=300, busiest_admitted=300, first_request=0.8, wall=2.9,
+        last_call=0.1, finished=True, timeline=(),
+    )  # fmt: skip
+    line = _projection(report)
+    assert "15,000 users/s after a start-up of 0.8 s" in line
+    assert "1,000,000 users ≈ 68 s" in line
