@@ -52,7 +52,7 @@ class TestRun:
 
 
 def test_the_projection_counts_the_start_up_once() -> None:
-    """1M users at 300 calls/s after 0.8 s of start-up: 0.8 + 1,000,000 / 15,000 ≈ 68 s, not the
+    """1M users at 300 calls/s after 0.8 s of start-up: 0.8 + 1,000,000 / 15,000 ≈ 67 s, not the
     short run's users/s (its start-up included) scaled up."""
     report = RunReport(
         ids=30_000, rate=300.0, limit=300.0, latency_ms=20.0, admitted=600, throttled=0,
@@ -61,4 +61,4 @@ def test_the_projection_counts_the_start_up_once() -> None:
     )  # fmt: skip
     line = _projection(report)
     assert "15,000 users/s after a start-up of 0.8 s" in line
-    assert "1,000,000 users ≈ 68 s" in line
+    assert "1,000,000 users ≈ 67 s" in line
