@@ -8,25 +8,42 @@ case, and exactly what the csv module would give them); others go through :mod:`
 from __future__ import annotations
 
 import csv
-from collections import deque
+import enum
+import re
 from collections.abc import Iterator
 
 from bulkresign.errors import InputError
 from bulkresign.formats import ID_NAMES, Item, physical_lines, precheck, squash
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.lines import LongLine, Piece
-from bulkresign.validate import RejectReason, SkipReason
+from bulkresign.models import IdType
+from bulkresign.validate import RejectReason, SkipReason, normalizer
 
 __all__ = ["CsvParser"]
+
+
+class _Malformed(enum.Enum):
+    MALFORMED = "malformed"
+
+
+#: ID types whose values have a shape no column name has.
+_SHAPED = frozenset({IdType.USER_ID, IdType.EMAIL, IdType.PHONE})
+#: Control characters a header's names must not hold (a tab is a delimiter or trimmed).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+#: A record whose quoting breaks RFC 4180 (text after a closing quote, a quote in a bare field).
+_MALFORMED = _Malformed.MALFORMED
 
 
 class CsvParser:
     """CSV/TSV records, RFC 4180 quoting, one column taken.
 
     A quoted field may hold line breaks; its record then spans several physical lines, is counted
-    at its first line, and the lines after it are skipped as ``continuation``. A record that is
-    still open when it passes ``limit`` bytes or the end of the input is rejected at its first
-    line (``bad_csv``), and the lines after it are read again on their own.
+    at its first line, and the lines after it are skipped as ``continuation``; a malformed record
+    (``bad_csv``) too, once its quotes balance. A quote still open when the record passes
+    ``limit`` bytes or the end of the input stops the read (:class:`InputError` at the record's
+    first line): where its field ends cannot be known, and reading the lines after it as records
+    could resign an ID that was only a field's text.
     """
 
     def __init__(self, spec: InputSpec, fmt: Format, name: str, limit: int) -> None:
@@ -38,27 +55,23 @@ class CsvParser:
         self.want_header = spec.header
         self.index: int | None = None if spec.header else int(spec.column or 1) - 1
         self.note = "" if self.index is None else f"column {self.index + 1}"
+        self.valid = normalizer(spec.id_type, case_sensitive_email=spec.case_sensitive_email)
 
-    def _split(self, text: str) -> list[str] | None:
-        """The fields of one record, ``None`` while a quoted field is still open."""
+    def _split(self, text: str) -> list[str] | _Malformed | None:
+        """The fields of one record; ``None`` while a quoted field is still open, and
+        :data:`_MALFORMED` when the quoting breaks RFC 4180."""
         if '"' not in text:
             return text.split(self.delimiter)
         try:
             rows = list(csv.reader([text], delimiter=self.delimiter, strict=True))
         except csv.Error as exc:
-            if "unexpected end of data" in str(exc):
-                return None
-            raise ValueError(str(exc)) from None
+            return None if "unexpected end of data" in str(exc) else _MALFORMED
         return rows[0] if rows else [""]
 
     def items(self, pieces: Iterator[Piece]) -> Iterator[Item]:
         """One item per physical line, in order."""
         lines = physical_lines(pieces)
-        pushed: deque[tuple[int, bytes | LongLine]] = deque()
-        while True:
-            entry = pushed.popleft() if pushed else next(lines, None)
-            if entry is None:
-                return
+        for entry in lines:
             line, content = entry
             checked = precheck(line, content, self.limit)
             if isinstance(checked, Item):
@@ -66,52 +79,99 @@ class CsvParser:
                     raise InputError(
                         f"unreadable header ({checked.reason})", path=self.name, line=line
                     )
+                odd = (
+                    content.odd_quotes if isinstance(content, LongLine) else content.count(b'"') % 2
+                )
+                if odd:  # a line that cannot be read may still open a field the next lines are in
+                    raise InputError(
+                        f"unreadable ({checked.reason}) and an odd number of quotes: a quoted "
+                        "field may open here, and the lines after it cannot be told apart from "
+                        "its text"
+                        + (
+                            " (raise --max-line-bytes to read it)"
+                            if checked.reason is RejectReason.TOO_LONG
+                            else ""
+                        ),
+                        path=self.name,
+                        line=line,
+                    )
                 yield checked
                 continue
             assert isinstance(content, bytes)
-            text, group = checked, [entry]
-            try:
+            text, group = checked, [content]
+            fields = self._split(text)
+            size = len(content)
+            # A record goes on while a quote is open: the csv module says so, or it found the
+            # record malformed with an odd number of quotes so far (a field still open after
+            # the fault). Its lines are never read again as records of their own: they may be
+            # the text of a field, and an ID in a comment must not be resigned.
+            while fields is None or (fields is _MALFORMED and text.count('"') % 2):
+                nxt = next(lines, None)
+                more = None if nxt is None else nxt[1]
+                size += 1 + (len(more) if isinstance(more, bytes) else self.limit)
+                if not isinstance(more, bytes) or b"\0" in more or size > self.limit:
+                    raise self._unclosed(line, at_end=nxt is None)
+                try:
+                    text += "\n" + more.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise self._unclosed(line, at_end=False) from None
+                group.append(more)
                 fields = self._split(text)
-                size = len(content)
-                while fields is None:
-                    nxt = pushed.popleft() if pushed else next(lines, None)
-                    if nxt is None:
-                        break
-                    group.append(nxt)
-                    more = nxt[1]
-                    if isinstance(more, LongLine) or b"\0" in more:
-                        break
-                    size += 1 + len(more)
-                    if size > self.limit:
-                        break
-                    try:
-                        text += "\n" + more.decode("utf-8")
-                    except UnicodeDecodeError:
-                        break
-                    fields = self._split(text)
-            except ValueError:
-                fields = None
-            if fields is None:
+            if fields is _MALFORMED:
                 if self.index is None:
                     raise InputError(
                         "unreadable header (unbalanced quotes)", path=self.name, line=line
                     )
                 yield Item(line, None, RejectReason.BAD_CSV, content)
-                pushed.extendleft(reversed(group[1:]))
-                continue
-            yield self._record(line, fields, text)
-            for later, more in group[1:]:
-                assert isinstance(more, bytes)  # a record closes only over ordinary lines
+            else:
+                yield self._record(line, fields, text)
+            for later, more in enumerate(group[1:], start=line + 1):
                 yield Item(later, None, SkipReason.CONTINUATION, more)
+
+    def _unclosed(self, line: int, *, at_end: bool) -> InputError:
+        """A quote opened at ``line`` that does not close where a record can end."""
+        where = "before the end of the input" if at_end else f"within {self.limit:,} bytes"
+        what = "the header" if self.index is None else "a quoted field"
+        return InputError(
+            f"{what} opened here does not close {where}; the lines after it cannot be told "
+            "apart from the field's text, so none is read as a record: close the quote"
+            + ("" if at_end else " (or raise --max-line-bytes for a longer field)"),
+            path=self.name,
+            line=line,
+        )
 
     def _record(self, line: int, fields: list[str], text: str) -> Item:
         if self.index is None:
-            self.index = self._resolve(line, [f.strip(" \t") for f in fields])
+            names = [f.strip(" \t") for f in fields]
+            if any(_CONTROL.search(n) for n in names):
+                # A file whose lines end in a bare CR (old Mac exports) is one long line.
+                old_mac = " (lines ending in a bare CR?)" if "\r" in text else ""
+                raise InputError(
+                    f"unreadable header (control characters){old_mac}", path=self.name, line=line
+                )
+            self.index = self._resolve(line, names)
+            self._refuse_id_as_header(line, names[self.index])
             return Item(line, None, SkipReason.HEADER, text)
         if self.index >= len(fields):
             return Item(line, None, RejectReason.MISSING_COLUMN, text)
         value = fields[self.index]
         return Item(line, value, None, value)
+
+    def _refuse_id_as_header(self, line: int, name: str) -> None:
+        """A header whose ID column is named by a valid ID of a shaped type (a user_id, email or
+        phone: no column is named so) is a file without a header: its first ID would be skipped
+        unseen. A column given by name proves a header; a loose type (a username) cannot tell."""
+        if isinstance(self.column, str) or self.id_type not in _SHAPED:
+            return
+        if squash(name) not in ID_NAMES[self.id_type] and not isinstance(
+            self.valid(name), RejectReason
+        ):
+            raise InputError(
+                f"the header's ID column is {name!r}, a valid {self.id_type}: if the file has "
+                "no header line, pass --no-header; if it does, name the column with --column",
+                path=self.name,
+                line=line,
+            )
 
     def _resolve(self, line: int, names: list[str]) -> int:
         """The index of the ID column, from ``--column`` or the header's names."""

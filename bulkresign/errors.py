@@ -61,6 +61,8 @@ class InputError(BulkResignError):
     """
 
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        self.reason = message
+        """The message without the file and line."""
         self.path = path
         self.line = line
         where = path if path is not None else ""

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from bulkresign.errors import InputError
 from bulkresign.validate import PREVIEW_BYTES
 
-__all__ = ["Lines", "LongLine", "Piece", "cut_lines"]
+__all__ = ["Lines", "LongLine", "Piece", "cut_lines", "numbered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,8 @@ class LongLine:
 
     ``head`` is its first ``PREVIEW_BYTES + 1`` bytes (the whole line, without a trailing ``\\r``,
     when shorter); ``length`` counts its bytes without the line ending; ``blank`` and ``comment``
-    say whether it holds only spaces and tabs, or starts with ``#`` after them.
+    say whether it holds only spaces and tabs, or starts with ``#`` after them; ``odd_quotes``
+    whether it holds an odd number of ``"`` (a CSV line that may leave a quoted field open).
     """
 
     line: int
@@ -38,6 +40,7 @@ class LongLine:
     length: int
     blank: bool
     comment: bool
+    odd_quotes: bool = False
 
 
 Piece = Lines | LongLine
@@ -87,6 +90,7 @@ class _LongLine:
         self.first_sig: int | None = None
         self.sig_pos = 0
         self.last = 0
+        self.quotes = 0
         self.feed(first)
 
     def feed(self, part: bytes) -> None:
@@ -101,9 +105,28 @@ class _LongLine:
             self.head = (self.head + part[: PREVIEW_BYTES + 1])[: PREVIEW_BYTES + 1]
         self.length += len(part)
         self.last = part[-1]
+        self.quotes += part.count(b'"')
 
     def finish(self) -> LongLine:
         length = self.length - (self.last == 0x0D)
         blank = self.first_sig is None or (self.first_sig == 0x0D and self.sig_pos == length)
         head = self.head[:length] if self.length <= len(self.head) else self.head
-        return LongLine(self.line, head, length, blank, self.first_sig == ord("#"))
+        comment = self.first_sig == ord("#")
+        return LongLine(self.line, head, length, blank, comment, self.quotes % 2 == 1)
+
+
+def numbered(pieces: Iterator[Piece]) -> Iterator[Piece]:
+    """``pieces``, with the line the reading stopped at put into an error that has none (a
+    truncated gzip, a failed read): the operator is told where the input breaks off."""
+    last: Piece | None = None
+    try:
+        for last in pieces:
+            yield last
+    except InputError as exc:
+        if exc.line is not None:
+            raise
+        if isinstance(last, Lines):
+            line = last.first_line + last.data.count(b"\n")
+        else:
+            line = 1 if last is None else last.line + 1
+        raise InputError(exc.reason, path=exc.path, line=line) from None

@@ -159,6 +159,12 @@ def report_rows(
     if path == "-":
         said = "--input - cannot be read twice" if input_path == "-" else "the run read stdin"
         raise ConfigError(f"{ledger.path}: {said}; give --input FILE with the same bytes")
+    if input_path is None and not meta.get("input_sha256") and not Path(path).is_file():
+        # A pipe the run was given by name (`run <(…)`, a FIFO): read once, gone since.
+        raise ConfigError(
+            f"{ledger.path}: the run read {path}, a pipe, once; give --input FILE with the same "
+            "bytes"
+        )
     spec = spec_from_manifest(meta, path=path)
     ingest = Ingest(spec, exclude=exclude)  # checks that the input is there and readable
     expected = meta.get("input_sha256") or str(ingest_meta.get("input_sha256") or "")

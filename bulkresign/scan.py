@@ -24,7 +24,7 @@ from bulkresign.fastpath import OBJECT_ID_LEN, split_hex_block
 from bulkresign.formats import Item, JsonlParser, classify_plain, plain_items
 from bulkresign.idkeys import id_keys, match_keys
 from bulkresign.inputspec import Format, InputSpec
-from bulkresign.lines import Lines, Piece
+from bulkresign.lines import Lines, Piece, numbered
 from bulkresign.models import IdType
 from bulkresign.readahead import read_ahead
 from bulkresign.source import InputReader
@@ -100,7 +100,7 @@ class Scanner:
             yield self._complete(item)
 
     def _pending(self, reader: InputReader) -> Iterator[Pending]:
-        pieces = reader.pieces(self.limit)
+        pieces = numbered(reader.pieces(self.limit))
         if self.blockwise:
             for piece in pieces:
                 if isinstance(piece, Lines):

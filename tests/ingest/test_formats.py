@@ -6,6 +6,7 @@ import pytest
 
 from bulkresign.errors import ConfigError, InputError
 from bulkresign.inputspec import Format
+from bulkresign.models import IdType
 from tests.ingest.helpers import Write, accounted, batches, drain, ingest, object_ids
 
 IDS = object_ids(8)
@@ -59,12 +60,62 @@ class TestCsv:
         assert (stats.lines, stats.accepted) == (4, 2)
         assert stats.skipped_by_reason == {"header": 1, "continuation": 1}
 
-    def test_unterminated_quote_rejects_one_line(self, write: Write) -> None:
-        """A quote never closed rejects its own line; the lines after it are read normally."""
+    def test_an_unterminated_quote_stops_the_read(self, write: Write) -> None:
+        """A quote still open past the line limit is an input error at its line: the lines after
+        it may be the field's text, so none of them is read as a record."""
         path = write(f'id,note\n{IDS[0]},"open\n{IDS[1]},x\n{IDS[2]},y\n', "u.csv")
-        stats = drain(path, column="id", max_line_bytes=40)
+        with pytest.raises(InputError, match=r"u\.csv:2: a quoted field opened here does not"):
+            drain(path, column="id", max_line_bytes=40)
+
+    def test_a_quote_open_to_the_end_stops_the_read(self, write: Write) -> None:
+        """A quote that never closes before the end of the input: an input error at its line."""
+        path = write(f'id,note\n{IDS[0]},"open\n{IDS[1]},x\n', "u.csv")
+        with pytest.raises(InputError, match="does not close before the end of the input"):
+            drain(path, column="id")
+
+    def test_a_long_quoted_field_is_never_read_as_records(self, write: Write) -> None:
+        """A line too long to read that opens a quote (an odd number of them) stops the read:
+        an ID on its own line inside the field must not be taken for a record."""
+        note = "x" * 200
+        path = write(f'id,note\n{IDS[0]},"{note}\n{IDS[1]}\n"\n{IDS[2]},y\n', "u.csv")
+        with pytest.raises(InputError, match=r"u\.csv:2: unreadable \(too_long\) and an odd"):
+            drain(path, column="id", max_line_bytes=100)
+
+    def test_a_malformed_record_is_rejected_with_its_lines(self, write: Write) -> None:
+        """Text after a closing quote, the quote opened lines before: the record is rejected at
+        its first line and its other lines are continuation, the ID among them not taken."""
+        path = write(f'note,id\n"line one\n{IDS[1]}\nend" trailing\nz,{IDS[2]}\n', "u.csv")
+        stats = drain(path, column="id")
         assert stats.reject_lines == {"bad_csv": (2,)}
-        assert stats.accepted == 2 and accounted(stats)
+        assert stats.skipped_by_reason == {"header": 1, "continuation": 2}
+        assert stats.accepted == 1 and accounted(stats)
+
+    def test_a_malformed_line_of_its_own_is_rejected_alone(self, write: Write) -> None:
+        """Text after a closing quote on one line: that line is rejected, the next read."""
+        path = write(f'note,id\n"a" b,{IDS[0]}\nz,{IDS[1]}\n', "u.csv")
+        stats = drain(path, column="id")
+        assert stats.reject_lines == {"bad_csv": (2,)}
+        assert stats.accepted == 1 and accounted(stats)
+
+    @pytest.mark.parametrize("id_type", ["email", "user_id"])
+    def test_a_header_that_is_an_id_is_refused(self, write: Write, id_type: str) -> None:
+        """A one-column file without a header: its first line is a valid ID, not a column name;
+        refused rather than skipped unseen."""
+        first = "user0@example.com" if id_type == "email" else IDS[0]
+        path = write(f"{first}\n{IDS[1]}\n", "u.csv")
+        with pytest.raises(InputError, match="pass --no-header"):
+            drain(path, id_type=IdType(id_type))
+
+    def test_a_header_named_for_its_ids_is_a_header(self, write: Write) -> None:
+        """A header cell that names the ID type is taken as a header, as before."""
+        stats = drain(write(f"user_id\n{IDS[0]}\n", "u.csv"))
+        assert stats.accepted == 1 and stats.skipped_by_reason == {"header": 1}
+
+    def test_a_file_of_bare_cr_lines_is_refused(self, write: Write) -> None:
+        """Old Mac line endings make one line with CRs inside: an unreadable header, named."""
+        path = write(b"email\ruser0@example.com\ruser1@example.com\r", "u.csv")
+        with pytest.raises(InputError, match="bare CR"):
+            drain(path, id_type=IdType.EMAIL)
 
     def test_short_row_is_missing_column(self, write: Write) -> None:
         """A row without the column is rejected, not an error."""
@@ -96,6 +147,12 @@ class TestJsonl:
         """--field names the key holding the ID."""
         path = write(f'{{"uid": "{IDS[0]}"}}\n{{"uid": "{IDS[1]}"}}\n', "u.jsonl")
         assert ids_of(path, field="uid") == IDS[:2]
+
+    def test_the_only_key_is_the_field(self, write: Write) -> None:
+        """Without --field, objects of one key give that key, as a one-column CSV does."""
+        path = write(f'{{"u": "{IDS[0]}"}}\n{{"u": "{IDS[1]}"}}\n', "u.jsonl")
+        stats = drain(path)
+        assert stats.accepted == 2 and "field 'u'" in stats.format_note
 
     def test_field_found_from_id_type(self, write: Write) -> None:
         """Without --field, userId or user_id is taken for user_id."""

@@ -7,6 +7,7 @@ import hashlib
 import io
 import itertools
 import tracemalloc
+import zlib
 from pathlib import Path
 
 import pytest
@@ -156,6 +157,16 @@ class TestGzip:
         with pytest.raises(InputError, match="truncated gzip"):
             drain(write(data[: len(data) // 2], "cut.gz"))
 
+    def test_a_truncated_gzip_names_the_line_it_breaks_off_at(self, write: Write) -> None:
+        """The error names the line the data ends in: the line after the last whole one."""
+        ids = object_ids(20_000)
+        data = gzip.compress(("\n".join(ids) + "\n").encode())
+        cut = data[: len(data) * 6 // 10]
+        whole = _inflate_what_is_there(cut)
+        line = whole.count(b"\n") + 1
+        with pytest.raises(InputError, match=rf"cut\.gz:{line}: truncated gzip"):
+            drain(write(cut, "cut.gz"))
+
     def test_corrupt_gzip_is_an_error(self, write: Write) -> None:
         """Damaged deflate data is refused with the file name."""
         data = bytearray(gzip.compress(("\n".join(IDS) + "\n").encode() * 50))
@@ -249,3 +260,8 @@ class TestBlocks:
         ids = object_ids(5 * FIRST_CHUNK_LINES + 7)
         path = write("id,name\n" + "".join(f"{i},x\n" for i in ids), "in.csv")
         assert [i for b in batches(path, column="id") for i in b.ids] == ids
+
+
+def _inflate_what_is_there(data: bytes) -> bytes:
+    """What a cut gzip stream inflates to before it ends."""
+    return zlib.decompressobj(wbits=31).decompress(data)

@@ -443,6 +443,27 @@ class TestPipes:
         writer.join(timeout=10)
         assert each_resigned_once(server, 120)
 
+    def test_the_report_of_a_named_pipe_asks_for_the_bytes(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The report of a run that read a pipe by name (`run <(…)`) asks for a file with the
+        same bytes, instead of saying the pipe is missing."""
+        fifo = tmp_path / "ids.fifo"
+        os.mkfifo(fifo)
+
+        def feed() -> None:
+            with fifo.open("w") as out:
+                out.write("\n".join(USERS[:60]) + "\n")
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        assert main(run(fifo)) == 0
+        writer.join(timeout=10)
+        fifo.unlink()
+        capsys.readouterr()
+        assert main(["report", "--state", f"{fifo}.bulkresign"]) == 2
+        assert "a pipe, once; give --input FILE" in capsys.readouterr().err
+
     @pytest.mark.timeout(60)
     def test_a_signal_while_a_pipe_is_silent_stops_at_once(
         self, server: RunningServer, tmp_path: Path
