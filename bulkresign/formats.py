@@ -202,12 +202,14 @@ class JsonlParser:
                 )
 
     def _resolve(self, line: int, obj: dict[str, object]) -> str:
+        """The ID field: named for the ID type, or the first object's only key (as a CSV
+        header's only column is taken)."""
         squashed = {squash(k): k for k in obj}
-        for name in ID_NAMES[self.id_type]:
-            if name in squashed:
-                self.field = squashed[name]
-                self.note = f"field {self.field!r}"
-                return self.field
+        found = [squashed[name] for name in ID_NAMES[self.id_type] if name in squashed]
+        if found or len(obj) == 1:
+            self.field = found[0] if found else next(iter(obj))
+            self.note = f"field {self.field!r}"
+            return self.field
         keys = ", ".join(repr(k) for k in list(obj)[:20])
         raise InputError(
             f"name the ID field with --field; the first object has keys: {keys}",

@@ -191,20 +191,19 @@ class ExplicitStore:
 
 
 def _identities(u: User) -> list[dict[str, object]]:
-    """The user's identity and sync relation; for the latter ``extIdpId`` is the provider, so
-    ``extIdpId:userIdInIdp`` reproduces the ``sync_relation`` lookup value."""
-    found: list[dict[str, object]] = []
-    for value, kind in ((u.identity, "generic"), (u.sync_relation, "sync")):
-        if value is not None:
-            idp, _, in_idp = value.partition(":")
-            found.append(
-                {
-                    "identityId": f"{u.user_id}-{kind}",
-                    "extIdpId": idp,
-                    "provider": "oidc" if kind == "generic" else idp,
-                    "type": kind,
-                    "userIdInIdp": in_idp,
-                    "originConnIds": [],
-                }
-            )
-    return found
+    """The user's identity, as ``IdentityDto``. A sync relation is not an identity: UserDto
+    carries none (listing it here, its provider as ``extIdpId``, let a read-back take a sync
+    relation spelled as an identity for one the server knows)."""
+    if u.identity is None:
+        return []
+    idp, _, in_idp = u.identity.partition(":")
+    return [
+        {
+            "identityId": f"{u.user_id}-generic",
+            "extIdpId": idp,
+            "provider": "oidc",
+            "type": "generic",
+            "userIdInIdp": in_idp,
+            "originConnIds": [],
+        }
+    ]

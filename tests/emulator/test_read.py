@@ -83,11 +83,11 @@ class TestAnswer:
         assert "identities" not in user
 
     async def test_identities_on_request(self, api: Api) -> None:
-        """``withIdentities=true`` adds the identity and the sync relation."""
+        """``withIdentities=true`` adds the identity, and only it: a sync relation is not one."""
         _, body = await api.read(f"userIds={uid(2)}&withIdentities=true")
         (user,) = body["data"]  # type: ignore[misc]
         pairs = {f"{i['extIdpId']}:{i['userIdInIdp']}" for i in user["identities"]}
-        assert pairs == {"idp1:u2", "wecom:u2"}
+        assert pairs == {"idp1:u2"}
 
     async def test_departments_on_request(self, api: Api) -> None:
         """``withDepartmentIds=true`` adds the department IDs."""

@@ -407,6 +407,24 @@ class TestGuards:
         assert "does not know (first at line 101)" in capsys.readouterr().err
         assert resigned(server) == 149
 
+    def test_a_sync_relation_given_as_an_identity_is_not_found(
+        self, server: RunningServer, tmp_path: Path
+    ) -> None:
+        """`wecom:u16` is user 16's sync relation, not an identity: the server refuses it as
+        unknown, and the read-back of its batch, which holds user 16 (already resigned) by their
+        identity, must not take it for theirs (it reported the line resigned)."""
+        first, second = tmp_path / "first.txt", tmp_path / "ids.txt"
+        first.write_text("idp1:u16\n")
+        second.write_text("idp1:u16\nwecom:u16\nidp1:u17\n")
+        options = ("--yes", "--id-type", "identity", "--endpoint", "user")
+        assert main(run(first, *options)) == 0
+        assert main(run(second, *options)) == 1  # one line not found
+        assert resigned(server) == 2
+        report = tmp_path / "r.csv"
+        assert main(["report", "--state", f"{second}.bulkresign", "--output", str(report)]) == 0
+        row = report.read_text().splitlines()[2]
+        assert row.startswith("2,wecom:u16,wecom:u16,not_found,"), row
+
     @pytest.mark.parametrize("command", ["run", "plan"])
     @pytest.mark.parametrize("id_type", ["identity", "sync_relation"])
     def test_an_id_type_the_public_read_back_lacks_is_refused(
