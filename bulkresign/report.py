@@ -35,6 +35,7 @@ from bulkresign.models import LineOutcome
 
 __all__ = [
     "FIELDS",
+    "REPORT_HEADS",
     "ReportFormat",
     "ReportRow",
     "ReportSummary",
@@ -238,6 +239,10 @@ def _iso(t: float | None) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds")
 
 
+#: How a report of ours begins (CSV, JSONL): the only content a report may be written over.
+REPORT_HEADS = (",".join(FIELDS).encode(), b'{"line":')
+
+
 def write_report(
     state: Path,
     output: Path | None = None,
@@ -274,7 +279,7 @@ def write_report(
         else:
             read = input_path if input_path is not None else ledger.meta().get("input_path", "-")
             needed = {**run_files(state), "input": Path(read)}
-            refuse_replacing(output, needed, (",".join(FIELDS).encode(), b'{"line":'))
+            refuse_replacing(output, needed, REPORT_HEADS)
             with _replacing(output) as out:
                 written = write_rows(kept(), out, fmt or ReportFormat.for_path(output))
         error = str(stopped[0]) if stopped else None

@@ -42,6 +42,9 @@ class RejectReason(StrEnum):
     CONTROL = "control_character"
     COMMA = "comma"
     EMPTY = "empty"
+    PADDED = "padded"
+    """A username, external ID, identity or sync relation with spaces or tabs at an end: they
+    may be part of the ID, and trimmed it could name another account."""
     BAD_CSV = "bad_csv"
     MISSING_COLUMN = "missing_column"
     BAD_JSON = "bad_json"
@@ -194,7 +197,8 @@ def _pair(value: str, reason: RejectReason) -> str | RejectReason:
 def normalizer(id_type: IdType, *, case_sensitive_email: bool = False) -> Normalizer:
     """The normalizer for ``id_type``.
 
-    Every normalizer trims spaces and tabs, then rejects an empty value and any control, format or
+    Every normalizer trims spaces and tabs (and rejects the value of a type whose IDs may hold
+    them, :attr:`RejectReason.PADDED`), then rejects an empty value and any control, format or
     separator character before the type's own check.
     """
     shape: Callable[[str], str | RejectReason]
@@ -211,11 +215,16 @@ def normalizer(id_type: IdType, *, case_sensitive_email: bool = False) -> Normal
         shape = lambda v: _pair(v, RejectReason.INVALID_SYNC_RELATION)  # noqa: E731
     else:  # username, external_id: anything printable
         shape = str
+    # A user_id, email or phone cannot hold a space, so trimming one keeps its meaning; a username
+    # can (" kim" and "kim" may be two accounts), so a padded one is refused, never guessed at.
+    trims = id_type in (IdType.USER_ID, IdType.EMAIL, IdType.PHONE)
 
     def normalize(raw: str) -> str | RejectReason:
         value = raw.strip(_TRIM)
         if not value:
             return RejectReason.EMPTY
+        if not trims and value != raw:
+            return RejectReason.PADDED
         if _has_control(value):
             return RejectReason.CONTROL
         if "," in value:

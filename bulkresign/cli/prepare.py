@@ -16,9 +16,11 @@ from bulkresign.cli.options import check_endpoint, load_exclude
 from bulkresign.config import Timeouts, load_credentials, resolve_host
 from bulkresign.digest import file_stamp
 from bulkresign.errors import ConfigError
+from bulkresign.files import refuse_replacing, run_files
 from bulkresign.inputspec import InputSpec
 from bulkresign.job import JobConfig
 from bulkresign.models import Endpoint
+from bulkresign.report import REPORT_HEADS
 from bulkresign.retry import ErrorBudget
 from bulkresign.source import check_readable
 
@@ -79,8 +81,9 @@ def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
     )
 
 
-def check_report_path(path: Path | None) -> None:
-    """Refuse, before any call, a --report the run could not write at its end."""
+def check_report_path(path: Path | None, cfg: JobConfig) -> None:
+    """Refuse, before any call, a --report the run could not write at its end: its folder, and
+    a file there that is not a report of ours (the irreversible run must not end in a refusal)."""
     if path is None:
         return
     if path.is_dir():
@@ -88,6 +91,8 @@ def check_report_path(path: Path | None) -> None:
     folder = path.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"{path}: cannot write the report there (no such or no writable folder)")
+    needed = {**run_files(cfg.state), "input": Path(cfg.spec.path)}
+    refuse_replacing(path, needed, REPORT_HEADS)
 
 
 def check_head(cfg: JobConfig) -> None:

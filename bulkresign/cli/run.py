@@ -162,7 +162,7 @@ def handle(args: argparse.Namespace) -> int:
         },
         {"the --exclude file": args.exclude},
     )
-    check_report_path(args.report)
+    check_report_path(args.report, cfg)
     check_log_file(records.log)
     check_head(cfg)
     if args.plan_sha256 is None and (reviewed := recorded_plan(cfg.state)) is not None:

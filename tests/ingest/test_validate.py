@@ -124,7 +124,9 @@ class TestFreeText:
     @pytest.mark.parametrize(
         ("raw", "expected"),
         [
-            ("  Zhang San ", "Zhang San"),
+            ("Zhang San", "Zhang San"),
+            ("  Zhang San ", R.PADDED),  # " kim" and "kim" may be two accounts
+            ("kim\t", R.PADDED),
             ("ext-001", "ext-001"),
             ("\t\t", R.EMPTY),
             ("a\x00b", R.CONTROL),
@@ -135,7 +137,7 @@ class TestFreeText:
         ],
     )
     def test_rules(self, id_type: IdType, raw: str, expected: str | RejectReason) -> None:
-        """Trimmed, non-empty, no control, format or separator characters; case kept."""
+        """Unpadded, non-empty, no control, format or separator characters; case kept."""
         assert check(id_type, raw) == expected
 
 

@@ -132,6 +132,19 @@ class TestAfterTheRun:
         assert len(out.read_text().splitlines()) == len(LINES)
         assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
+    def test_a_report_over_a_foreign_file_is_refused_before_any_call(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`run --report notes.csv` where notes.csv is someone's file: refused up front, exit 2,
+        nothing sent (it resigned everyone, then refused to write the report, exit 2)."""
+        path, out = tmp_path / "ids.txt", tmp_path / "notes.csv"
+        path.write_text("\n".join(LINES) + "\n")
+        out.write_text("my notes\n")
+        assert main(run(path, "--report", str(out))) == 2
+        assert "not a file it wrote" in capsys.readouterr().err
+        assert server.oracle(summary=True)["resign_requests"] == 0
+        assert out.read_text() == "my notes\n" and not Path(f"{path}.bulkresign").exists()
+
     def test_status_of_the_finished_run(
         self, state: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
