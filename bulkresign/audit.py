@@ -65,7 +65,7 @@ class AuditJournal:
     @classmethod
     def open(
         cls,
-        path: Path,
+        path: str | os.PathLike[str],
         *,
         since: JournalAnchor | None = None,
         now: Callable[[], datetime] = _utc_now,
@@ -76,6 +76,7 @@ class AuditJournal:
         file's. Raises :class:`~bulkresign.errors.LedgerError` naming the first bad line when it
         fails verification, and ``ConfigError`` when it is not private.
         """
+        path = Path(path)
         anchored = since is not None and since.entries > 0
         if anchored and not path.exists():
             assert since is not None

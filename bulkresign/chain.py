@@ -132,7 +132,7 @@ def _check_line(line: bytes, number: int, prev: str | None) -> str | None:
 
 
 def verify_journal(
-    path: Path,
+    path: str | os.PathLike[str],
     *,
     head: str | None = None,
     through: JournalAnchor | None = None,
@@ -146,6 +146,7 @@ def verify_journal(
     and the lines after it are checked (a resumed run). An unreadable file raises
     :class:`~bulkresign.errors.InputError`.
     """
+    path = Path(path)
     try:
         with path.open("rb") as f:
             if since is not None and since.entries:

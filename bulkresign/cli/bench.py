@@ -50,7 +50,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--concurrency", type=int, default=16, help="requests in flight (default 16)")
     p.add_argument(
-        "--dir", type=Path, help="where the generated input and ledger go (default: temp dir)"
+        "--dir",
+        type=Path,
+        help="an existing folder for the generated input and ledger, deleted once measured "
+        "(default: a temp dir)",
     )
     p.set_defaults(func=handle)
 

@@ -159,6 +159,12 @@ class TestReopen:
         assert entries(written)[-1]["seq"] == 5
         assert verify_journal(written).entries == 6
 
+    def test_a_path_given_as_text_works_too(self, written: Path) -> None:
+        """The documented calls take a str path as well as a Path, new file or existing one."""
+        with AuditJournal.open(str(written)) as journal:
+            journal.append("run_started", reason="resume")
+        assert verify_journal(str(written)).entries == 6
+
     def test_tampered_journal_is_refused_with_its_line(self, written: Path) -> None:
         """A journal that fails verification is not extended; the error names the bad line."""
         old = lines(written)
