@@ -16,7 +16,11 @@ from bulkresign.models import Batch, Endpoint, IdType
 from bulkresign.reconcile import read_back
 from bulkresign.retry import RetryPolicy
 
-__all__ = ["Preflight", "preflight"]
+__all__ = ["KEEP_UNKNOWN", "Preflight", "preflight"]
+
+
+#: Unknown IDs a preflight keeps, with their lines, to be listed: memory stays bounded.
+KEEP_UNKNOWN = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,15 +32,18 @@ class Preflight:
     active: int
     calls: int
     userpool_id: str
+    unknown_ids: tuple[tuple[int, str], ...] = ()
+    """The first :data:`KEEP_UNKNOWN` unknown IDs, as (line, ID), in input order."""
 
     def as_dict(self) -> dict[str, object]:
-        """The counts as a JSON-ready dict."""
+        """The counts, and the first unknown IDs, as a JSON-ready dict."""
         return {
             "unknown": self.unknown,
             "already_resigned": self.already_resigned,
             "active": self.active,
             "calls": self.calls,
             "userpool_id": self.userpool_id,
+            "unknown_ids": [{"line": line, "id": i} for line, i in self.unknown_ids],
         }
 
 
@@ -53,6 +60,7 @@ async def preflight(
     retry = RetryPolicy()
     rng = random.Random()
     unknown = resigned = active = calls = 0
+    listed: list[tuple[int, str]] = []
     pool = await reader.userpool_id()
     for batch in batches:
         found = await read_back(
@@ -62,4 +70,8 @@ async def preflight(
         unknown += len(found.absent)
         resigned += len(found.resigned)
         active += len(found.pending)
-    return Preflight(unknown, resigned, active, calls, pool)
+        if found.absent and len(listed) < KEEP_UNKNOWN:
+            absent = set(found.absent)
+            listed += [(n, i) for i, n in zip(batch.ids, batch.lines, strict=True) if i in absent]
+            del listed[KEEP_UNKNOWN:]
+    return Preflight(unknown, resigned, active, calls, pool, tuple(listed))

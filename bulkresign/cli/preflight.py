@@ -15,7 +15,8 @@ from bulkresign.client import GenAuthReader
 from bulkresign.config import Timeouts, load_credentials, resolve_host
 from bulkresign.inputspec import InputSpec
 from bulkresign.models import Endpoint
-from bulkresign.preflight import Preflight, preflight
+from bulkresign.preflight import KEEP_UNKNOWN, Preflight, preflight
+from bulkresign.validate import printable
 
 __all__ = ["render_preflight", "run_preflight"]
 
@@ -38,13 +39,22 @@ def run_preflight(
     return anyio.run(go)
 
 
+#: Unknown IDs the table lists (``--json`` has up to :data:`KEEP_UNKNOWN`).
+SHOWN = 20
+
+
 def render_preflight(found: Preflight) -> str:
-    """The look-ups' counts as lines under the plan's table."""
-    return "\n".join(
-        [
-            f"  preflight   userpool {found.userpool_id}, {found.calls:,} read-only calls",
-            f"    unknown            {found.unknown:>9,}",
-            f"    already resigned   {found.already_resigned:>9,}",
-            f"    active             {found.active:>9,}",
-        ]
-    )
+    """The look-ups' counts as lines under the plan's table, and the first unknown IDs."""
+    lines = [
+        f"  preflight   userpool {found.userpool_id}, {found.calls:,} read-only calls",
+        f"    unknown            {found.unknown:>9,}",
+        f"    already resigned   {found.already_resigned:>9,}",
+        f"    active             {found.active:>9,}",
+    ]
+    if found.unknown:
+        more = found.unknown - min(SHOWN, len(found.unknown_ids))
+        lines.append("  unknown to the userpool (line: ID), to remove before the run:")
+        lines += [f"    {line}: {printable(i)}" for line, i in found.unknown_ids[:SHOWN]]
+        if more:
+            lines.append(f"    … and {more:,} more (--json lists the first {KEEP_UNKNOWN:,})")
+    return "\n".join(lines)

@@ -657,6 +657,21 @@ class TestPreflight:
         requests = server.oracle(summary=True)["requests"]
         assert not any("resign" in path for path in requests), requests  # type: ignore[union-attr]
 
+    def test_preflight_lists_the_unknown_ids_with_their_lines(
+        self, server: RunningServer, ids_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The unknown IDs are named with their lines, to be removed before the run, in the
+        table and in --json (it gave only their count)."""
+        assert main(["plan", str(ids_file), "--preflight"]) == 1
+        out = capsys.readouterr().out
+        assert f"301: {'f' * 24}" in out and f"302: {'e' * 24}" in out
+        assert main(["plan", str(ids_file), "--preflight", "--json"]) == 1
+        found = json.loads(capsys.readouterr().out)["preflight"]
+        assert found["unknown_ids"] == [
+            {"line": 301, "id": "f" * 24},
+            {"line": 302, "id": "e" * 24},
+        ]
+
     def test_the_read_only_client_has_no_resign_method(self) -> None:
         """plan's client is structurally unable to resign anyone."""
         assert not hasattr(GenAuthReader, "resign_batch")
