@@ -59,14 +59,13 @@ async def preflight(
     limiter = RateLimiter(rate)
     retry = RetryPolicy()
     rng = random.Random()
-    unknown = resigned = active = calls = 0
+    unknown = resigned = active = 0
     listed: list[tuple[int, str]] = []
     pool = await reader.userpool_id()
     for batch in batches:
         found = await read_back(
             reader, endpoint, batch.ids, id_type, limiter=limiter, retry=retry, rng=rng
         )
-        calls += 1
         unknown += len(found.absent)
         resigned += len(found.resigned)
         active += len(found.pending)
@@ -74,4 +73,6 @@ async def preflight(
             absent = set(found.absent)
             listed += [(n, i) for i, n in zip(batch.ids, batch.lines, strict=True) if i in absent]
             del listed[KEEP_UNKNOWN:]
+    # Every read call, the halving of a group the server refused for an unknown ID included.
+    calls = reader.stats.total_calls
     return Preflight(unknown, resigned, active, calls, pool, tuple(listed))

@@ -191,9 +191,14 @@ def check_manifest(path: Path, meta: Mapping[str, str], manifest: Manifest | Non
     want = manifest.as_meta()
     for key in BINDING:
         if meta.get(key) != want.get(key):
+            said = (
+                "made with " + _options_differ(meta.get(key, ""), want.get(key, ""))
+                if key == "input_options"
+                else f"made for {key}={meta.get(key)!r}, not {want.get(key)!r}"
+            )
             raise LedgerMismatch(
-                f"{path}: made for {key}={meta.get(key)!r}, not {want.get(key)!r}; "
-                "use another --state file for a different run"
+                f"{path}: {said}; give the run's own options to resume it, or use another "
+                "--state file for a different run"
             )
     stored, given = meta.get("input_sha256"), manifest.input_sha256
     # After a run stopped on an input error, the fixed input may differ: the run's batches are
@@ -209,3 +214,40 @@ def check_manifest(path: Path, meta: Mapping[str, str], manifest: Manifest | Non
             f"{path}: made for an input with SHA-256 {stored[:16]}…, but "
             f"{manifest.input_path} now hashes to {given[:16]}…; the input changed"
         )
+
+
+#: The command-line option behind each field of a run's ``input_options``.
+_OPTIONS = {
+    "exclude_sha256": "--exclude",
+    "format": "--format",
+    "column": "--column",
+    "delimiter": "--delimiter",
+    "header": "--no-header",
+    "field": "--field",
+    "case_sensitive_email": "--case-sensitive-email",
+    "max_line_bytes": "--max-line-bytes",
+    "batch_size": "--batch-size",
+    "id_type": "--id-type",
+}
+
+
+def _options_differ(made: str, given: str) -> str:
+    """What differs between two ``input_options``, in the options' own words."""
+    try:
+        old, new = orjson.loads(made or "{}"), orjson.loads(given or "{}")
+    except orjson.JSONDecodeError:
+        return "other input options"
+    said = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) == new.get(key):
+            continue
+        option = _OPTIONS.get(key, key)
+        if key == "exclude_sha256":
+            said.append(
+                "another --exclude list"
+                if old.get(key) and new.get(key)
+                else ("--exclude FILE (given: none)" if old.get(key) else "no --exclude")
+            )
+        else:
+            said.append(f"{option} {old.get(key)!r} (given: {new.get(key)!r})")
+    return ", ".join(said) or "other input options"

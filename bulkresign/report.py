@@ -222,7 +222,15 @@ def write_rows(rows: Iterable[ReportRow], out: IO[str], fmt: ReportFormat) -> in
             count += 1
         return count
     for r in rows:
-        values = (r.line, r.id, r.normalized, r.outcome.value, r.reason, r.api_code, r.batch)
+        values = (
+            r.line,
+            r.id,
+            r.normalized,
+            r.outcome.value,
+            r.reason or None,
+            r.api_code,
+            r.batch,
+        )
         record = dict(zip(FIELDS, (*values, r.request_id, _iso(r.time)), strict=True))
         out.write(orjson.dumps(record).decode() + "\n")
         count += 1

@@ -118,6 +118,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     """The emulator configuration the options and the environment describe."""
+    key_id = os.environ.get("GENAUTH_ACCESS_KEY_ID")
+    secret = os.environ.get("GENAUTH_ACCESS_KEY_SECRET")
+    if bool(key_id) != bool(secret):
+        # As the client refuses it: half a key pair paired with the demo half is nobody's key.
+        raise ConfigError(
+            "set both GENAUTH_ACCESS_KEY_ID and GENAUTH_ACCESS_KEY_SECRET, or neither for the "
+            "demo keys"
+        )
     return EmulatorConfig(
         rate_limit=args.rate_limit or None,
         latency_ms=args.latency_ms,
@@ -136,8 +144,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         ),
         seed=args.seed,
         retry_after=args.retry_after,
-        access_key_id=os.environ.get("GENAUTH_ACCESS_KEY_ID") or DEMO_ACCESS_KEY_ID,
-        access_key_secret=os.environ.get("GENAUTH_ACCESS_KEY_SECRET") or DEMO_ACCESS_KEY_SECRET,
+        access_key_id=key_id or DEMO_ACCESS_KEY_ID,
+        access_key_secret=secret or DEMO_ACCESS_KEY_SECRET,
         userpool_id=args.userpool_id,
         implicit=args.implicit,
         state_file=args.state,

@@ -12,10 +12,12 @@ from bulkresign.models import MAX_BATCH, Endpoint, IdType
 from bulkresign.tally import LineKind
 
 __all__ = [
+    "RANGES",
     "add_connection_options",
     "add_input_options",
     "check_endpoint",
     "check_outputs",
+    "check_ranges",
     "input_spec_from_args",
     "load_exclude",
 ]
@@ -151,3 +153,24 @@ def _identity(path: Path) -> tuple[int, int] | Path:
     except OSError:
         return path.resolve()
     return (st.st_dev, st.st_ino)
+
+
+#: The numeric options' bounds, by their argparse name: a value outside is refused up front.
+RANGES: dict[str, tuple[float, float]] = {
+    "rate": (0.01, 100_000),
+    "concurrency": (1, 1024),
+    "timeout": (0.1, 3600),
+    "grace": (0, 3600),
+    "reconcile_delay": (0, 3600),
+    "max_users": (0, 10**12),
+}
+
+
+def check_ranges(args: argparse.Namespace, ranges: dict[str, tuple[float, float]]) -> None:
+    """Refuse a numeric option outside its bounds (NaN included)."""
+    for name, (low, high) in ranges.items():
+        value = getattr(args, name)
+        if value is not None and not low <= value <= high:  # NaN fails both
+            raise ConfigError(
+                f"--{name.replace('_', '-')} must be from {low:g} to {high:g}, not {value:g}"
+            )

@@ -21,10 +21,12 @@ import orjson
 from bulkresign.batching import Ingest
 from bulkresign.cli import ExitCode
 from bulkresign.cli.options import (
+    RANGES,
     add_connection_options,
     add_input_options,
     check_endpoint,
     check_outputs,
+    check_ranges,
     input_spec_from_args,
     load_exclude,
 )
@@ -75,6 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Run the front half over the input and print its counts."""
+    check_ranges(args, {k: RANGES[k] for k in ("rate", "timeout")})
     spec = input_spec_from_args(args)
     check_endpoint(Endpoint(args.endpoint), spec.id_type)
     check_outputs(spec, {"--rejects": args.rejects}, {"the --exclude file": args.exclude})

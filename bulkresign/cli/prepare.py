@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from bulkresign.batching import Ingest
-from bulkresign.cli.options import check_endpoint, load_exclude
+from bulkresign.cli.options import RANGES, check_endpoint, check_ranges, load_exclude
 from bulkresign.config import Timeouts, load_credentials, resolve_host
 from bulkresign.digest import file_stamp
 from bulkresign.errors import ConfigError
@@ -29,28 +29,9 @@ __all__ = ["check_head", "check_report_path", "job_config"]
 
 #: Each numeric option's range: the least and most a run can work with (a rate of 1e-300 a
 #: second overflowed the limiter; 100,000 workers took 23 s of CPU before the first call).
-_RANGES: dict[str, tuple[float, float]] = {
-    "rate": (0.01, 100_000),
-    "concurrency": (1, 1024),
-    "timeout": (0.1, 3600),
-    "grace": (0, 3600),
-    "reconcile_delay": (0, 3600),
-    "max_users": (0, 10**12),
-}
-
-
-def _check_ranges(args: argparse.Namespace) -> None:
-    for name, (low, high) in _RANGES.items():
-        value = getattr(args, name)
-        if value is not None and not low <= value <= high:  # NaN fails both
-            raise ConfigError(
-                f"--{name.replace('_', '-')} must be from {low:g} to {high:g}, not {value:g}"
-            )
-
-
 def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
     """Validate the arguments into a :class:`JobConfig`."""
-    _check_ranges(args)
+    check_ranges(args, RANGES)
     if spec.path == "-" and args.state is None:
         raise ConfigError("reading stdin: give --state FILE so the run can be resumed")
     if spec.path != "-":

@@ -98,6 +98,11 @@ def handle(args: argparse.Namespace) -> int:
         )
     # Unprocessed rows exported for another run must never also be sent by this one.
     handing_off = outcomes is not None and LineOutcome.UNPROCESSED in outcomes
+    if args.abandon_run and not handing_off:
+        raise ConfigError(
+            "--abandon-run hands a run's unprocessed rows over: it goes with --outcome "
+            "…unprocessed (nothing was abandoned)"
+        )
     if handing_off and args.abandon_run and out is None:
         raise ConfigError("--abandon-run needs --output FILE: a hand-off must arrive whole")
     guard = (

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 
 from bulkresign.cli import ExitCode
-from bulkresign.cli.options import add_connection_options
+from bulkresign.cli.options import RANGES, add_connection_options, check_ranges
 from bulkresign.cli.run import DEFAULT_RATE
 from bulkresign.config import HOST_ENV, Timeouts, load_credentials, resolve_host
 from bulkresign.errors import ConfigError
@@ -77,13 +77,7 @@ def _describe(d: Discrepancy) -> str:
 
 def handle(args: argparse.Namespace) -> int:
     """Check the settings, read every resigned ID back, list the ones that are not."""
-    for name, value in (
-        ("--rate", args.rate),
-        ("--concurrency", args.concurrency),
-        ("--timeout", args.timeout),
-    ):
-        if not value > 0:
-            raise ConfigError(f"{name} must be greater than 0, not {value:g}")
+    check_ranges(args, {k: RANGES[k] for k in ("rate", "concurrency", "timeout")})
     ledger = Ledger.open(args.state)
     try:
         recorded = ledger.meta().get("host", "")

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from bulkresign.cli import main
 from bulkresign.cli.emulator import _is_loopback, _write_ready
 
 #: Both ways to start it: the ``bulkresign`` command, and the emulator package on its own.
@@ -139,3 +140,15 @@ def test_the_ready_file_never_writes_through_a_planted_link(tmp_path: Path) -> N
     assert victim.read_text() == "precious\n"
     assert not ready.is_symlink() and ready.read_text() == "http://127.0.0.1:1\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ready", "victim"]
+
+
+@pytest.mark.parametrize("half", ["GENAUTH_ACCESS_KEY_ID", "GENAUTH_ACCESS_KEY_SECRET"])
+def test_half_a_key_pair_is_refused(half: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Only one of the two variables set: refused, as the client refuses it (it paired the
+    given half with the demo one, and said nothing)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for k in ("GENAUTH_ACCESS_KEY_ID", "GENAUTH_ACCESS_KEY_SECRET"):
+            mp.delenv(k, raising=False)
+        mp.setenv(half, "custom")
+        assert main(["emulator", "--port", "0"]) == 2
+    assert "set both" in capsys.readouterr().err

@@ -113,6 +113,14 @@ class TestErrors:
         assert code == 2 and out == ""
         assert err.count("\n") == 1 and message in err and "Traceback" not in err
 
+    @pytest.mark.parametrize("rate", ["nan", "0", "-1"])
+    def test_a_rate_out_of_bounds_is_refused(
+        self, capsys: pytest.CaptureFixture[str], rate: str
+    ) -> None:
+        """plan --rate takes the bounds run does (NaN and 0 were accepted silently)."""
+        code, _, err = plan(capsys, str(SAMPLES / "users.csv"), "--rate", rate)
+        assert code == 2 and "--rate must be from 0.01 to 100000" in err
+
     def test_contradictory_options(self, capsys: pytest.CaptureFixture[str]) -> None:
         """--field on a CSV is a usage error, exit code 2."""
         code, _, err = plan(capsys, str(SAMPLES / "users.csv"), "--field", "id")

@@ -112,6 +112,22 @@ class TestOpening:
         with pytest.raises(LedgerMismatch, match=field.split("_")[0]):
             Ledger.open(path, manifest(**{field: value}))
 
+    def test_other_input_options_are_named_as_options(self, tmp_path: Path) -> None:
+        """A resume without the run's --exclude, or with another --column, is told in the
+        options' words (it printed the raw input_options JSON)."""
+        path = tmp_path / "run.state"
+        made = '{"column":"email","exclude_sha256":"' + "a" * 64 + '"}'
+        led = Ledger.open(path, manifest(input_options=made))
+        with led.transaction():
+            led.add_batch(batch(0))
+        led.close()
+        given = '{"column":"mail","exclude_sha256":""}'
+        with pytest.raises(LedgerMismatch) as info:
+            Ledger.open(path, manifest(input_options=given))
+        said = str(info.value)
+        assert "made with --column 'email' (given: 'mail'), --exclude FILE (given: none)" in said
+        assert "exclude_sha256" not in said
+
     def test_another_inputs_state_file_names_its_input(self, tmp_path: Path) -> None:
         """--state naming another job's ledger says whose it is, not "the input changed"."""
         path = tmp_path / "run.state"

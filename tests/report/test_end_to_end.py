@@ -169,6 +169,13 @@ class TestVerify:
         assert main(["verify", "--state", str(state)]) == 0
         assert "119 IDs reported resigned; 119 are Resigned" in capsys.readouterr().out
 
+    def test_a_concurrency_out_of_bounds_is_refused(
+        self, state: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """verify --concurrency takes the bounds run does (100,000 was accepted)."""
+        assert main(["verify", "--state", str(state), "--concurrency", "100000"]) == 2
+        assert "--concurrency must be from 1 to 1024" in capsys.readouterr().err
+
     def test_a_user_reactivated_behind_its_back_is_listed(
         self, state: Path, server: RunningServer, capsys: pytest.CaptureFixture[str]
     ) -> None:
@@ -268,6 +275,21 @@ class TestRerun:
         assert all(status_of(server, user) == "Resigned" for user in pending)
         assert main(run(path)) == 2  # the abandoned run cannot be resumed
         assert max(server.oracle()["resign_counts"].values()) == 1  # type: ignore[union-attr]
+
+    def test_abandon_run_without_unprocessed_rows_is_refused(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--abandon-run with an --outcome that hands nothing over: exit 2, nothing abandoned
+        (it did nothing, silently, exit 0)."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(["f" * 24, *KNOWN]) + "\n")
+        assert main(run(path, "--canary", "1")) == 3
+        state = Path(f"{path}.bulkresign")
+        out = tmp_path / "r.csv"
+        argv = ["report", "--state", str(state), "--outcome", "failed", "--output", str(out)]
+        assert main([*argv, "--abandon-run"]) == 2
+        assert "goes with --outcome" in capsys.readouterr().err
+        assert main(run(path)) in (0, 1)  # still resumable: nothing was abandoned
 
     def test_unprocessed_rows_of_a_live_run_are_not_handed_over(
         self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
