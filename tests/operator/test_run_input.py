@@ -60,6 +60,22 @@ def each_resigned_once(server: RunningServer, n: int) -> bool:
     return summary["resigned_total"] == n and summary["max_resign_count"] == 1
 
 
+def run_from_fifo(tmp_path: Path, ids: list[str]) -> Path:
+    """Run (exit 0 expected) over a FIFO a thread writes ``ids`` into; the FIFO's path."""
+    fifo = tmp_path / "ids.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("w") as out:
+            out.write("\n".join(ids) + "\n")
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    assert main(run(fifo)) == 0
+    writer.join(timeout=10)
+    return fifo
+
+
 def jsonl(ids: list[str]) -> list[str]:
     return [json.dumps({"user_id": i}) for i in ids]
 
@@ -430,17 +446,7 @@ class TestPipes:
 
     def test_a_named_pipe_is_read_once(self, server: RunningServer, tmp_path: Path) -> None:
         """A FIFO cannot be read twice: the run hashes what it reads and finishes."""
-        fifo = tmp_path / "ids.fifo"
-        os.mkfifo(fifo)
-
-        def feed() -> None:
-            with fifo.open("w") as out:
-                out.write("\n".join(USERS[:120]) + "\n")
-
-        writer = threading.Thread(target=feed, daemon=True)
-        writer.start()
-        assert main(run(fifo)) == 0
-        writer.join(timeout=10)
+        run_from_fifo(tmp_path, USERS[:120])
         assert each_resigned_once(server, 120)
 
     def test_the_report_of_a_named_pipe_asks_for_the_bytes(
@@ -448,17 +454,7 @@ class TestPipes:
     ) -> None:
         """The report of a run that read a pipe by name (`run <(…)`) asks for a file with the
         same bytes, instead of saying the pipe is missing."""
-        fifo = tmp_path / "ids.fifo"
-        os.mkfifo(fifo)
-
-        def feed() -> None:
-            with fifo.open("w") as out:
-                out.write("\n".join(USERS[:60]) + "\n")
-
-        writer = threading.Thread(target=feed, daemon=True)
-        writer.start()
-        assert main(run(fifo)) == 0
-        writer.join(timeout=10)
+        fifo = run_from_fifo(tmp_path, USERS[:60])
         fifo.unlink()
         capsys.readouterr()
         assert main(["report", "--state", f"{fifo}.bulkresign"]) == 2
