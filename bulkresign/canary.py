@@ -120,32 +120,35 @@ async def finish_canary(
     recorded: int,
     replay_first: bool,
     replayed: Callable[[Ledger], None] | None,
-) -> Iterator[Batch]:
+) -> tuple[Iterator[Batch], bool]:
     """A resume of a run whose canary was interrupted: read back the canary batches that ended
-    done, and stop if any ID is unknown or not Resigned, as the canary would have; then, if the
-    ledger holds fewer than ``count`` batches (``recorded``), go on with the canary.
+    done, and stop if any ID is unknown or not Resigned, as the canary would have; then, if a
+    canary batch is still open or the ledger holds fewer than ``count`` batches (``recorded``),
+    go on with the canary: its open batches finished and judged, the others one at a time.
 
-    Returns what is left of ``batches`` for the run.
+    Returns what is left of ``batches`` for the run, and whether the recorded batches were
+    replayed (the run's own pipeline then need not replay them again).
     """
     records = await dispatcher.checkpoint.read(lambda led: [led.batch(s) for s in range(count)])
     done = [r.batch for r in records if r and r.state is BatchState.DONE]
     if done:
         await _read_back(dispatcher, done)
     if dispatcher.stop_reason is not None:
-        return batches
-    if recorded < count:
-        return await run_canary(
+        return batches, False
+    if recorded < count or any(r is not None and r.state not in _SETTLED for r in records):
+        rest = await run_canary(
             count,
             dispatcher,
             batches,
             pipeline,
             concurrency=concurrency,
-            recorded=recorded,
+            recorded=min(recorded, count),
             replay_first=replay_first,
             replayed=replayed,
         )
+        return rest, recorded > 0
     await _check(dispatcher, [])
-    return batches
+    return batches, False
 
 
 async def _check(d: Dispatcher, done: list[Batch]) -> None:

@@ -27,9 +27,12 @@ class _Malformed(enum.Enum):
 
 
 #: ID types whose values have a shape no column name has.
-_SHAPED = frozenset({IdType.USER_ID, IdType.EMAIL, IdType.PHONE})
-#: Control characters a header's names must not hold (a tab is a delimiter or trimmed).
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_SHAPED = frozenset(
+    {IdType.USER_ID, IdType.EMAIL, IdType.PHONE, IdType.IDENTITY, IdType.SYNC_RELATION}
+)
+#: Control characters a header's names must not hold (a tab is a delimiter or trimmed; a line
+#: break may sit in a quoted cell, "Full\nName" as a spreadsheet exports it; a bare CR may not).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 #: A record whose quoting breaks RFC 4180 (text after a closing quote, a quote in a bare field).
 _MALFORMED = _Malformed.MALFORMED
@@ -79,19 +82,12 @@ class CsvParser:
                     raise InputError(
                         f"unreadable header ({checked.reason})", path=self.name, line=line
                     )
-                odd = (
-                    content.odd_quotes if isinstance(content, LongLine) else content.count(b'"') % 2
-                )
-                if odd:  # a line that cannot be read may still open a field the next lines are in
+                if self._may_open(content):  # the next lines may be a field's text
+                    hint = checked.reason is RejectReason.TOO_LONG
                     raise InputError(
-                        f"unreadable ({checked.reason}) and an odd number of quotes: a quoted "
-                        "field may open here, and the lines after it cannot be told apart from "
-                        "its text"
-                        + (
-                            " (raise --max-line-bytes to read it)"
-                            if checked.reason is RejectReason.TOO_LONG
-                            else ""
-                        ),
+                        f"unreadable ({checked.reason}) and a quoted field may open here: the "
+                        "lines after it cannot be told apart from its text"
+                        + (" (raise --max-line-bytes to read it)" if hint else ""),
                         path=self.name,
                         line=line,
                     )
@@ -105,16 +101,22 @@ class CsvParser:
             # record malformed with an odd number of quotes so far (a field still open after
             # the fault). Its lines are never read again as records of their own: they may be
             # the text of a field, and an ID in a comment must not be resigned.
-            while fields is None or (fields is _MALFORMED and text.count('"') % 2):
+            while fields is None or (fields is _MALFORMED and self._open_at_end(text)):
                 nxt = next(lines, None)
-                more = None if nxt is None else nxt[1]
+                if nxt is None:
+                    raise self._unclosed(line, "before the end of the input")
+                more = nxt[1]
                 size += 1 + (len(more) if isinstance(more, bytes) else self.limit)
-                if not isinstance(more, bytes) or b"\0" in more or size > self.limit:
-                    raise self._unclosed(line, at_end=nxt is None)
+                if not isinstance(more, bytes) or size > self.limit:
+                    raise self._unclosed(line, f"within {self.limit:,} bytes", limit=True)
+                if b"\0" in more:
+                    raise self._unclosed(line, f"before line {nxt[0]}, which holds a NUL byte")
                 try:
                     text += "\n" + more.decode("utf-8")
                 except UnicodeDecodeError:
-                    raise self._unclosed(line, at_end=False) from None
+                    raise self._unclosed(
+                        line, f"before line {nxt[0]}, which is not UTF-8"
+                    ) from None
                 group.append(more)
                 fields = self._split(text)
             if fields is _MALFORMED:
@@ -128,17 +130,50 @@ class CsvParser:
             for later, more in enumerate(group[1:], start=line + 1):
                 yield Item(later, None, SkipReason.CONTINUATION, more)
 
-    def _unclosed(self, line: int, *, at_end: bool) -> InputError:
-        """A quote opened at ``line`` that does not close where a record can end."""
-        where = "before the end of the input" if at_end else f"within {self.limit:,} bytes"
+    def _unclosed(self, line: int, where: str, *, limit: bool = False) -> InputError:
+        """A quote opened at ``line`` that does not close ``where`` a record can end."""
         what = "the header" if self.index is None else "a quoted field"
         return InputError(
             f"{what} opened here does not close {where}; the lines after it cannot be told "
             "apart from the field's text, so none is read as a record: close the quote"
-            + ("" if at_end else " (or raise --max-line-bytes for a longer field)"),
+            + (" (or raise --max-line-bytes for a longer field)" if limit else ""),
             path=self.name,
             line=line,
         )
+
+    def _may_open(self, content: bytes | LongLine) -> bool:
+        """Whether a line that cannot be read may leave a quoted field open: as a lenient
+        reader (Excel, the csv module unstrict) would take it; any quote in an over-long line."""
+        if isinstance(content, LongLine):
+            return content.quotes
+        return self._open_at_end(content.decode("utf-8", "replace"))
+
+    def _open_at_end(self, text: str) -> bool:
+        """Whether a lenient CSV reader is inside a quoted field at the end of ``text``.
+
+        A field that starts with a quote is quoted; in it a doubled quote is a quote, and a
+        quote followed by anything but the delimiter ends the quoted part (what follows is
+        taken as text, and its quotes as literal ones, as a quote in an unquoted field is):
+        https://docs.python.org/3/library/csv.html#csv.Dialect.strict, off.
+        """
+        quoted = closing = False
+        at_start = True
+        for ch in text:
+            if quoted:
+                if closing:
+                    closing = False
+                    if ch == '"':
+                        continue  # a doubled quote
+                    quoted = False
+                    at_start = ch == self.delimiter or ch == "\n"
+                elif ch == '"':
+                    closing = True
+                continue
+            if at_start and ch == '"':
+                quoted, at_start = True, False
+            else:
+                at_start = ch == self.delimiter or ch == "\n"
+        return quoted and not closing
 
     def _record(self, line: int, fields: list[str], text: str) -> Item:
         if self.index is None:
@@ -158,9 +193,10 @@ class CsvParser:
         return Item(line, value, None, value)
 
     def _refuse_id_as_header(self, line: int, name: str) -> None:
-        """A header whose ID column is named by a valid ID of a shaped type (a user_id, email or
-        phone: no column is named so) is a file without a header: its first ID would be skipped
-        unseen. A column given by name proves a header; a loose type (a username) cannot tell."""
+        """A header whose ID column is named by a valid ID of a shaped type (a user_id, email,
+        phone, identity or sync relation: no column is named so) is a file without a header:
+        its first ID would be skipped unseen. A column given by name proves a header; a loose
+        type (a username) cannot tell."""
         if isinstance(self.column, str) or self.id_type not in _SHAPED:
             return
         if squash(name) not in ID_NAMES[self.id_type] and not isinstance(

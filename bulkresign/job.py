@@ -235,7 +235,7 @@ async def run_job(
                         cfg.canary, dispatcher, batches, pipeline, concurrency=1
                     )
                 elif meta.get(CANARY_KEY):  # a canary was interrupted: it is finished first
-                    batches = await finish_canary(
+                    batches, replayed = await finish_canary(
                         int(meta[CANARY_KEY]),
                         dispatcher,
                         batches,
@@ -245,8 +245,7 @@ async def run_job(
                         replay_first=replay_first,
                         replayed=rebind,
                     )
-                    # whatever it replayed, the run's pipeline need not replay again
-                    if last + 1 < int(meta[CANARY_KEY]):
+                    if replayed:  # the run's pipeline need not replay the batches again
                         replay_first, rebind = False, None
                 result = await pipeline(
                     batches,

@@ -31,8 +31,8 @@ class LongLine:
 
     ``head`` is its first ``PREVIEW_BYTES + 1`` bytes (the whole line, without a trailing ``\\r``,
     when shorter); ``length`` counts its bytes without the line ending; ``blank`` and ``comment``
-    say whether it holds only spaces and tabs, or starts with ``#`` after them; ``odd_quotes``
-    whether it holds an odd number of ``"`` (a CSV line that may leave a quoted field open).
+    say whether it holds only spaces and tabs, or starts with ``#`` after them; ``quotes``
+    whether it holds a ``"`` at all (a CSV line that may open a quoted field).
     """
 
     line: int
@@ -40,7 +40,7 @@ class LongLine:
     length: int
     blank: bool
     comment: bool
-    odd_quotes: bool = False
+    quotes: bool = False
 
 
 Piece = Lines | LongLine
@@ -112,7 +112,7 @@ class _LongLine:
         blank = self.first_sig is None or (self.first_sig == 0x0D and self.sig_pos == length)
         head = self.head[:length] if self.length <= len(self.head) else self.head
         comment = self.first_sig == ord("#")
-        return LongLine(self.line, head, length, blank, comment, self.quotes % 2 == 1)
+        return LongLine(self.line, head, length, blank, comment, self.quotes > 0)
 
 
 def numbered(pieces: Iterator[Piece]) -> Iterator[Piece]:

@@ -27,6 +27,7 @@ import hmac
 import logging
 import os
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from secrets import token_bytes
@@ -183,6 +184,9 @@ def check_log_file(path: Path) -> None:
         if exc.errno == errno.ELOOP:
             raise ConfigError(f"{path}: a symbolic link; name the file itself") from None
         return  # unreadable: opening it to write will say why
+    if stat.S_ISDIR(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ConfigError(f"{path}: is a directory; --log names a file")
     with open(fd, "rb") as existing:
         first = existing.readline(1 << 16)
     if not first:

@@ -194,7 +194,8 @@ def check_manifest(path: Path, meta: Mapping[str, str], manifest: Manifest | Non
             said = (
                 "made with " + _options_differ(meta.get(key, ""), want.get(key, ""))
                 if key == "input_options"
-                else f"made for {key}={meta.get(key)!r}, not {want.get(key)!r}"
+                else f"made with {_OPTIONS.get(key, key)} {meta.get(key)!r} "
+                f"(given: {want.get(key)!r})"
             )
             raise LedgerMismatch(
                 f"{path}: {said}; give the run's own options to resume it, or use another "
@@ -228,6 +229,9 @@ _OPTIONS = {
     "max_line_bytes": "--max-line-bytes",
     "batch_size": "--batch-size",
     "id_type": "--id-type",
+    "endpoint": "--endpoint",
+    "host": "--host",
+    "userpool_id": "the access key of userpool",
 }
 
 
@@ -242,7 +246,11 @@ def _options_differ(made: str, given: str) -> str:
         if old.get(key) == new.get(key):
             continue
         option = _OPTIONS.get(key, key)
-        if key == "exclude_sha256":
+        if key == "header":  # the flag is the header's presence; the option is its absence
+            said.append(
+                "--no-header" if old.get(key) == "False" else "a header row (no --no-header)"
+            )
+        elif key == "exclude_sha256":
             said.append(
                 "another --exclude list"
                 if old.get(key) and new.get(key)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 
@@ -95,6 +95,7 @@ class ApiSession:
         self._reauths = 0
         self._calls: Counter[CallOutcome] = Counter()
         self._entered = False
+        self._success_cleaner: tuple[ManagementToken, Callable[[str, int], str]] | None = None
 
     async def __aenter__(self) -> ApiSession:
         await self._transport.__aenter__()
@@ -148,6 +149,17 @@ class ApiSession:
         """Remove the credentials and tokens from a server's text, in case it ever echoes them,
         then cut it to length: its message, and its ``requestId``, which the ledger and the
         report keep."""
+        clean = self._cleaner(tokens)
+        text = clean(error.message, _ERROR_LIMIT)
+        if text != error.message:
+            error.message = text
+            error.args = (text,)
+        if error.request_id is not None:
+            error.request_id = clean(error.request_id, _REQUEST_ID_LIMIT)
+        return error
+
+    def _cleaner(self, tokens: Sequence[ManagementToken]) -> Callable[[str, int], str]:
+        """A function that scrubs a server's text of the credentials and tokens, then cuts it."""
         secrets = {
             self._credentials.access_key_secret.reveal(),
             self._credentials.access_key_id,
@@ -163,13 +175,17 @@ class ApiSession:
                 text = pattern.sub("***", text)
             return one_line(scrub_secrets(text), limit)
 
-        text = clean(error.message, _ERROR_LIMIT)
-        if text != error.message:
-            error.message = text
-            error.args = (text,)
-        if error.request_id is not None:
-            error.request_id = clean(error.request_id, _REQUEST_ID_LIMIT)
-        return error
+        return clean
+
+    def _clean_success(self, envelope: Envelope, token: ManagementToken) -> Envelope:
+        """A success's ``requestId`` scrubbed and cut as an error's is: the ledger keeps it too."""
+        if envelope.request_id is None:
+            return envelope
+        # Every call's answer passes here: the pattern is built once a token, not once a call.
+        if self._success_cleaner is None or self._success_cleaner[0] is not token:
+            self._success_cleaner = (token, self._cleaner([token]))
+        kept = self._success_cleaner[1](envelope.request_id, _REQUEST_ID_LIMIT)
+        return envelope if kept == envelope.request_id else replace(envelope, request_id=kept)
 
     def count(self, error: ApiError | None) -> None:
         """Count one finished operation under its outcome (``None``: success)."""
@@ -289,4 +305,4 @@ class ApiSession:
                     result.args = (result.message,)
                 self.count(result)
                 raise self._scrub(result, token) from None
-            return result
+            return self._clean_success(result, token)

@@ -19,6 +19,7 @@ from bulkresign.cli.run import DEFAULT_RATE
 from bulkresign.config import HOST_ENV, Timeouts, load_credentials, resolve_host
 from bulkresign.errors import ConfigError
 from bulkresign.ledger import Ledger
+from bulkresign.models import UserStatus
 from bulkresign.validate import printable
 from bulkresign.verify import Discrepancy, Finding, verify_ledger
 
@@ -66,13 +67,21 @@ def verify_host(cli_host: str | None, recorded: str, environ: Mapping[str, str])
     return host
 
 
+#: The statuses the API lists; any other is the server's free text, never echoed.
+_KNOWN = frozenset(s.value for s in UserStatus)
+
+
 def _describe(d: Discrepancy) -> str:
     """What was found, as it reads after "line N: ID"."""
     if d.finding is Finding.NOT_FOUND:
         return "not found"
     if d.finding is Finding.UNREADABLE:
         return "cannot be read back (its ',' would split the read-back's list)"
-    return f"is {d.status}, not Resigned" if d.status else "is not Resigned"
+    if d.status in _KNOWN:
+        return f"is {d.status}, not Resigned"
+    # A status outside the API's enum is the server's free text: never echoed (it could hold
+    # anything, a secret included).
+    return "is in a status the API does not list, not Resigned" if d.status else "is not Resigned"
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -524,6 +524,18 @@ class TestSecrecy:
         assert token[:20] not in kept and canary[:8] not in kept
         assert len(kept) <= 100
 
+    async def test_a_successful_answer_s_request_id_is_scrubbed_and_bounded(
+        self, make_client: MakeClient, api: Any, reply: Reply, canary: str
+    ) -> None:
+        """A success's requestId, which the ledger and the report keep too, is scrubbed and cut
+        as an error's is (it was kept whole)."""
+        rid = canary.upper() + "r" * 500
+        api.resign = lambda r: reply(200, data={"success": True}, request_id=rid)
+        async with make_client() as client:
+            result = await resign(client)
+        kept = result.request_id or ""
+        assert canary.upper()[:8] not in kept and len(kept) <= 100
+
     async def test_a_refused_key_is_not_named(
         self, make_client: MakeClient, api: Any, reply: Reply
     ) -> None:

@@ -78,8 +78,45 @@ class TestCsv:
         an ID on its own line inside the field must not be taken for a record."""
         note = "x" * 200
         path = write(f'id,note\n{IDS[0]},"{note}\n{IDS[1]}\n"\n{IDS[2]},y\n', "u.csv")
-        with pytest.raises(InputError, match=r"u\.csv:2: unreadable \(too_long\) and an odd"):
+        with pytest.raises(InputError, match=r"u\.csv:2: unreadable \(too_long\) and a quoted"):
             drain(path, column="id", max_line_bytes=100)
+
+    def test_an_unreadable_line_leaving_a_field_open_stops_the_read(self, write: Write) -> None:
+        """A line that cannot be read and that a lenient reader leaves inside a quoted field
+        (after a quote in a bare field, so its quotes are even): the read stops there rather
+        than take the field's next line for a record."""
+        data = b"id,name,note\n" + IDS[0].encode() + b',O"Brien,"note with a bad byte \xff\n'
+        data += IDS[1].encode() + b'\nstill note"\n' + IDS[2].encode() + b",x,y\n"
+        with pytest.raises(InputError, match=r"u\.csv:2: unreadable \(invalid_utf8\)"):
+            drain(write(data, "u.csv"), column="id")
+
+    def test_a_malformed_line_leaving_a_field_open_spans_to_its_close(self, write: Write) -> None:
+        """A malformed line with even quotes whose last field a lenient reader opens: the record
+        goes on until that field closes, and the ID on a line inside it is continuation."""
+        data = f'id,name,note\n{IDS[0]},"a"x"y,"open note\n{IDS[1]}\nstill note"\n{IDS[2]},x,y\n'
+        stats = drain(write(data, "u.csv"), column="id")
+        assert stats.reject_lines == {"bad_csv": (2,)}
+        assert stats.skipped_by_reason == {"header": 1, "continuation": 2}
+        assert stats.accepted == 1 and accounted(stats)
+
+    def test_a_nul_inside_a_quoted_field_is_named(self, write: Write) -> None:
+        """A line that cannot be read inside a quoted field is named as the cause, with no
+        advice to raise the limit."""
+        path = write(f'id,note\n{IDS[0]},"a\nb\0c\nd"\n'.encode(), "u.csv")
+        with pytest.raises(InputError, match="before line 3, which holds a NUL byte") as info:
+            drain(path, column="id")
+        assert "max-line-bytes" not in str(info.value)
+
+    def test_a_quoted_header_cell_may_hold_a_line_break(self, write: Write) -> None:
+        """ "Full\nName" as a spreadsheet exports it is a header cell, not a control character."""
+        path = write(f'"Full\nName",user_id\nAnn,{IDS[0]}\n', "u.csv")
+        assert ids_of(path, column="user_id") == IDS[:1]
+
+    def test_a_headerless_identity_file_is_refused(self, write: Write) -> None:
+        """An identity is shaped too (`<left>:<right>`): as a header it means no header."""
+        path = write("idp1:u0\nidp1:u1\n", "u.csv")
+        with pytest.raises(InputError, match="pass --no-header"):
+            drain(path, id_type=IdType.IDENTITY)
 
     def test_a_malformed_record_is_rejected_with_its_lines(self, write: Write) -> None:
         """Text after a closing quote, the quote opened lines before: the record is rejected at

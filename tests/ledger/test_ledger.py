@@ -128,6 +128,17 @@ class TestOpening:
         assert "made with --column 'email' (given: 'mail'), --exclude FILE (given: none)" in said
         assert "exclude_sha256" not in said
 
+    def test_a_resume_with_no_header_reads_the_right_way_round(self, tmp_path: Path) -> None:
+        """A run made with a header row, resumed with --no-header, says so (it said the run
+        was made with --no-header 'True')."""
+        path = tmp_path / "run.state"
+        led = Ledger.open(path, manifest(input_options='{"header":"True"}'))
+        with led.transaction():
+            led.add_batch(batch(0))
+        led.close()
+        with pytest.raises(LedgerMismatch, match=r"made with a header row \(no --no-header\)"):
+            Ledger.open(path, manifest(input_options='{"header":"False"}'))
+
     def test_another_inputs_state_file_names_its_input(self, tmp_path: Path) -> None:
         """--state naming another job's ledger says whose it is, not "the input changed"."""
         path = tmp_path / "run.state"

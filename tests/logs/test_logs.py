@@ -77,6 +77,11 @@ class TestFile:
             configure_logging(log_path)
         assert target.read_text() == "precious\n"
 
+    def test_a_directory_is_refused_by_name(self, tmp_path: Path) -> None:
+        """--log naming a folder says so, with its path (it said "3: Is a directory")."""
+        with pytest.raises(ConfigError, match=rf"{tmp_path}: is a directory"):
+            configure_logging(tmp_path)
+
     def test_a_file_that_is_not_a_log_is_refused(self, log_path: Path) -> None:
         """An existing private file whose first line is not a log event is never appended to."""
         log_path.write_text("precious\n")

@@ -425,6 +425,24 @@ class TestGuards:
         row = report.read_text().splitlines()[2]
         assert row.startswith("2,wecom:u16,wecom:u16,not_found,"), row
 
+    @pytest.mark.timeout(120)
+    def test_a_canary_whose_last_batch_was_in_flight_judges_it_on_resume(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Killed with the last canary batch sent but not recorded: the resume reads it back,
+        finds the unknown ID and stops there (it cleared the canary and sent the rest)."""
+        server.call(lambda: server.emulator.reconfigure(unknown_ids="ignore"))
+        path = tmp_path / "ids.txt"
+        ids = [synthetic_user_id(i) for i in range(299)]
+        path.write_text("\n".join([*ids[:120], "f" * 24, *ids[120:]]) + "\n")
+        argv = [sys.executable, "-m", "bulkresign", *run(path, "--yes", "--canary", "3")]
+        env = {**os.environ, "BULKRESIGN_CRASH_AT": "after_send_before_commit:3"}
+        killed = subprocess.run(argv, env=env, capture_output=True, timeout=60)
+        assert killed.returncode == -signal.SIGKILL
+        assert main(run(path, "--yes", "--canary", "3")) == 3
+        assert "canary: batch 2 ended rejected" in capsys.readouterr().err
+        assert resigned(server) == 149
+
     @pytest.mark.parametrize("command", ["run", "plan"])
     @pytest.mark.parametrize("id_type", ["identity", "sync_relation"])
     def test_an_id_type_the_public_read_back_lacks_is_refused(

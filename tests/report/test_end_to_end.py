@@ -169,6 +169,22 @@ class TestVerify:
         assert main(["verify", "--state", str(state)]) == 0
         assert "119 IDs reported resigned; 119 are Resigned" in capsys.readouterr().out
 
+    @pytest.mark.parametrize(
+        ("status", "said"),
+        [
+            ("Suspended", "is Suspended, not Resigned"),
+            ("emulator-demo-secret", "is in a status the API does not list, not Resigned"),
+        ],
+    )
+    def test_a_status_outside_the_api_s_list_is_not_echoed(self, status: str, said: str) -> None:
+        """A status the API lists is shown; any other text from the server is not (it could
+        hold anything: a server echoing the key secret had it printed)."""
+        from bulkresign.cli.verify import _describe
+        from bulkresign.verify import Discrepancy, Finding
+
+        shown = _describe(Discrepancy("u1", 1, Finding.NOT_RESIGNED, status))
+        assert shown == said
+
     def test_a_concurrency_out_of_bounds_is_refused(
         self, state: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
