@@ -83,13 +83,10 @@ class CsvParser:
                         f"unreadable header ({checked.reason})", path=self.name, line=line
                     )
                 if self._may_open(content):  # the next lines may be a field's text
-                    hint = checked.reason is RejectReason.TOO_LONG
-                    raise InputError(
-                        f"unreadable ({checked.reason}) and a quoted field may open here: the "
-                        "lines after it cannot be told apart from its text"
-                        + (" (raise --max-line-bytes to read it)" if hint else ""),
-                        path=self.name,
-                        line=line,
+                    raise self._ambiguous(
+                        line,
+                        f"unreadable ({checked.reason}), and a quoted field may open here",
+                        limit=checked.reason is RejectReason.TOO_LONG,
                     )
                 yield checked
                 continue
@@ -133,9 +130,13 @@ class CsvParser:
     def _unclosed(self, line: int, where: str, *, limit: bool = False) -> InputError:
         """A quote opened at ``line`` that does not close ``where`` a record can end."""
         what = "the header" if self.index is None else "a quoted field"
+        return self._ambiguous(line, f"{what} opened here does not close {where}", limit=limit)
+
+    def _ambiguous(self, line: int, said: str, *, limit: bool) -> InputError:
+        """Where a field ends cannot be known from ``line`` on: the read stops there."""
         return InputError(
-            f"{what} opened here does not close {where}; the lines after it cannot be told "
-            "apart from the field's text, so none is read as a record: close the quote"
+            f"{said}; the lines after it cannot be told apart from the field's text, so none "
+            "is read as a record: fix the quoting"
             + (" (or raise --max-line-bytes for a longer field)" if limit else ""),
             path=self.name,
             line=line,

@@ -78,7 +78,7 @@ class TestCsv:
         an ID on its own line inside the field must not be taken for a record."""
         note = "x" * 200
         path = write(f'id,note\n{IDS[0]},"{note}\n{IDS[1]}\n"\n{IDS[2]},y\n', "u.csv")
-        with pytest.raises(InputError, match=r"u\.csv:2: unreadable \(too_long\) and a quoted"):
+        with pytest.raises(InputError, match=r"u\.csv:2: unreadable \(too_long\), and a quoted"):
             drain(path, column="id", max_line_bytes=100)
 
     def test_an_unreadable_line_leaving_a_field_open_stops_the_read(self, write: Write) -> None:

@@ -40,6 +40,22 @@ def run(path: Path, *extra: str) -> list[str]:
     return ["run", str(path), "--no-progress", "--rate", "1000", *extra]
 
 
+def killed_in_the_canary(
+    server: RunningServer, tmp_path: Path, *, unknown_at: int, crash_at: str
+) -> Path:
+    """A `--canary 3` run of 299 known IDs and one the server accepts unknown (at index
+    ``unknown_at``), SIGKILLed at ``crash_at``; the input's path."""
+    server.call(lambda: server.emulator.reconfigure(unknown_ids="ignore"))
+    path = tmp_path / "ids.txt"
+    ids = [synthetic_user_id(i) for i in range(299)]
+    path.write_text("\n".join([*ids[:unknown_at], "f" * 24, *ids[unknown_at:]]) + "\n")
+    argv = [sys.executable, "-m", "bulkresign", *run(path, "--yes", "--canary", "3")]
+    env = {**os.environ, "BULKRESIGN_CRASH_AT": crash_at}
+    killed = subprocess.run(argv, env=env, capture_output=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    return path
+
+
 @pytest.fixture
 def stderr_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     """The plan and the prompt go to a terminal (pytest captures stderr)."""
@@ -375,14 +391,7 @@ class TestGuards:
         """Killed after the first canary batch was done but before its read-back: the resume
         reads that batch back first, finds the ID the server accepted without knowing it, and
         stops (it went on without the check, reporting that ID resigned)."""
-        server.call(lambda: server.emulator.reconfigure(unknown_ids="ignore"))
-        path = tmp_path / "ids.txt"
-        ids = [synthetic_user_id(i) for i in range(300)]
-        path.write_text("\n".join(["f" * 24, *ids]) + "\n")
-        argv = [sys.executable, "-m", "bulkresign", *run(path, "--yes", "--canary", "3")]
-        env = {**os.environ, "BULKRESIGN_CRASH_AT": "after_batch_insert:2"}
-        killed = subprocess.run(argv, env=env, capture_output=True, timeout=60)
-        assert killed.returncode == -signal.SIGKILL
+        path = killed_in_the_canary(server, tmp_path, unknown_at=0, crash_at="after_batch_insert:2")
         assert main(run(path, "--yes", "--canary", "3")) == 3
         assert "does not know (first at line 1)" in capsys.readouterr().err
         assert resigned(server) == 49
@@ -394,14 +403,9 @@ class TestGuards:
         """Killed before the canary's first send: the resume still sends the canary batches one
         at a time and reads them back, so the unknown ID in the third stops the run there (it
         went on with the rest at full concurrency)."""
-        server.call(lambda: server.emulator.reconfigure(unknown_ids="ignore"))
-        path = tmp_path / "ids.txt"
-        ids = [synthetic_user_id(i) for i in range(299)]
-        path.write_text("\n".join([*ids[:100], "f" * 24, *ids[100:]]) + "\n")
-        argv = [sys.executable, "-m", "bulkresign", *run(path, "--yes", "--canary", "3")]
-        env = {**os.environ, "BULKRESIGN_CRASH_AT": "after_batch_insert:1"}
-        killed = subprocess.run(argv, env=env, capture_output=True, timeout=60)
-        assert killed.returncode == -signal.SIGKILL
+        path = killed_in_the_canary(
+            server, tmp_path, unknown_at=100, crash_at="after_batch_insert:1"
+        )
         assert resigned(server) == 0
         assert main(run(path, "--yes", "--canary", "3")) == 3
         assert "does not know (first at line 101)" in capsys.readouterr().err
@@ -431,14 +435,9 @@ class TestGuards:
     ) -> None:
         """Killed with the last canary batch sent but not recorded: the resume reads it back,
         finds the unknown ID and stops there (it cleared the canary and sent the rest)."""
-        server.call(lambda: server.emulator.reconfigure(unknown_ids="ignore"))
-        path = tmp_path / "ids.txt"
-        ids = [synthetic_user_id(i) for i in range(299)]
-        path.write_text("\n".join([*ids[:120], "f" * 24, *ids[120:]]) + "\n")
-        argv = [sys.executable, "-m", "bulkresign", *run(path, "--yes", "--canary", "3")]
-        env = {**os.environ, "BULKRESIGN_CRASH_AT": "after_send_before_commit:3"}
-        killed = subprocess.run(argv, env=env, capture_output=True, timeout=60)
-        assert killed.returncode == -signal.SIGKILL
+        path = killed_in_the_canary(
+            server, tmp_path, unknown_at=120, crash_at="after_send_before_commit:3"
+        )
         assert main(run(path, "--yes", "--canary", "3")) == 3
         assert "canary: batch 2 ended rejected" in capsys.readouterr().err
         assert resigned(server) == 149
