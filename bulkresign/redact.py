@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 
 from structlog.typing import EventDict, WrappedLogger
@@ -31,6 +31,7 @@ __all__ = [
     "normal_name",
     "redact",
     "scrub_secrets",
+    "scrubber",
 ]
 
 REDACTED = "[redacted]"
@@ -109,6 +110,20 @@ def add_secret(value: str) -> None:
 def scrub_secrets(text: str) -> str:
     """``text`` with every registered secret value and anything shaped like a JWT replaced."""
     return _SECRETS.scrub(text)
+
+
+def scrubber(*secrets: str) -> Callable[[str], str]:
+    """A function replacing each of ``secrets`` by ``***`` in any case, then every registered
+    secret and anything JWT-shaped (:func:`scrub_secrets`): for a server's text, which may echo
+    a credential in its own spelling."""
+    # Longest first, so that a secret holding another is replaced whole.
+    ordered = sorted(set(secrets) - {""}, key=len, reverse=True)
+    pattern = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE) if ordered else None
+
+    def scrub(text: str) -> str:
+        return scrub_secrets(pattern.sub("***", text) if pattern is not None else text)
+
+    return scrub
 
 
 def forget_secrets() -> None:

@@ -9,7 +9,6 @@ holds the request's headers, bearer token included.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ from bulkresign.classify import CallOutcome, classify_exception, classify_respon
 from bulkresign.config import DEFAULT_TIMEOUTS, Credentials, Timeouts
 from bulkresign.envelope import Envelope, one_line
 from bulkresign.errors import ApiError, AuthFailed, PermissionDenied, Rejected
-from bulkresign.redact import scrub_secrets
+from bulkresign.redact import scrubber
 from bulkresign.transport import AiohttpTransport, RawResponse, SentHook, Transport
 
 __all__ = ["TOKEN_PATH", "ApiSession", "ClientStats"]
@@ -160,22 +159,13 @@ class ApiSession:
 
     def _cleaner(self, tokens: Sequence[ManagementToken]) -> Callable[[str, int], str]:
         """A function that scrubs a server's text of the credentials and tokens, then cuts it."""
-        secrets = {
+        scrub = scrubber(
             self._credentials.access_key_secret.reveal(),
             self._credentials.access_key_id,
             *self._tokens.secrets(),
             *(t.value.reveal() for t in tokens),
-        } - {""}
-        # Longest first, so that a secret holding another is replaced whole.
-        either = "|".join(re.escape(s) for s in sorted(secrets, key=len, reverse=True))
-        pattern = re.compile(either, re.IGNORECASE) if either else None
-
-        def clean(text: str, limit: int) -> str:
-            if pattern is not None:
-                text = pattern.sub("***", text)
-            return one_line(scrub_secrets(text), limit)
-
-        return clean
+        )
+        return lambda text, limit: one_line(scrub(text), limit)
 
     def _clean_success(self, envelope: Envelope, token: ManagementToken) -> Envelope:
         """A success's ``requestId`` scrubbed and cut as an error's is: the ledger keeps it too."""
