@@ -36,6 +36,10 @@ _SETTLED = (BatchState.DONE, BatchState.REJECTED, BatchState.RECONCILED)
 #: An open batch read back and settled by its read-back (its unknown IDs recorded not_found).
 _READ = BatchState.RECONCILED
 
+#: Meta key: set once the canary's stop for unknown IDs was told, so that a kill between
+#: recording them and telling it makes the resume tell it (and stop) again.
+CANARY_TOLD = "canary_told"
+
 _UNKNOWN = "unknown to the server, though its call answered success (canary read-back)"
 
 
@@ -130,6 +134,17 @@ async def finish_canary(
     replayed (the run's own pipeline then need not replay them again).
     """
     records = await dispatcher.checkpoint.read(lambda led: [led.batch(s) for s in range(count)])
+    meta = await dispatcher.checkpoint.read(lambda led: led.meta())
+    untold = [
+        line
+        for r in records
+        if r is not None
+        for i, line in zip(r.batch.ids, r.batch.lines, strict=True)
+        if i in r.outcomes and r.outcomes[i].message == _UNKNOWN
+    ]
+    if untold and not meta.get(CANARY_TOLD):  # killed after recording them, before telling
+        await _tell_unknown(dispatcher, untold)
+        return batches, False
     done = [r.batch for r in records if r and r.state is BatchState.DONE]
     if done:
         await _read_back(dispatcher, done)
@@ -156,7 +171,7 @@ async def _check(d: Dispatcher, done: list[Batch]) -> None:
     if done:
         await _read_back(d, done)
     if d.stop_reason is None:
-        await d.checkpoint.write(lambda led: led.set_meta(CANARY_KEY, ""))
+        await d.checkpoint.write(_passed_canary)
 
 
 async def _read_back(d: Dispatcher, head: list[Batch]) -> None:
@@ -184,18 +199,29 @@ async def _read_back(d: Dispatcher, head: list[Batch]) -> None:
             d.stats.resigned -= len(rows)
             d.stats.not_found += len(rows)
     if unknown:
-        d.stop(
-            f"canary: the server answered success for {len(unknown)} ID(s) it does not know "
-            f"(first at line {min(unknown)}), recorded not_found; it accepts unknown IDs "
-            "silently, so the rest of this run would report such IDs resigned: find them with "
-            "`bulkresign plan --preflight` and remove them, or resume to go on regardless"
-        )
+        await _tell_unknown(d, unknown)
     elif not_resigned:
         d.stop(
             f"canary: {len(not_resigned)} ID(s) do not read back Resigned though their call "
             f"answered success (first at line {min(not_resigned)}); check them with "
             "`bulkresign verify` before resuming"
         )
+
+
+async def _tell_unknown(d: Dispatcher, lines: list[int]) -> None:
+    """Stop the run for the unknown IDs at ``lines``, and note that this was told."""
+    d.stop(
+        f"canary: the server answered success for {len(lines)} ID(s) it does not know "
+        f"(first at line {min(lines)}), recorded not_found; it accepts unknown IDs "
+        "silently, so the rest of this run would report such IDs resigned: find them with "
+        "`bulkresign plan --preflight` and remove them, or resume to go on regardless"
+    )
+    await d.checkpoint.write(lambda led: led.set_meta(CANARY_TOLD, "1"))
+
+
+def _passed_canary(led: Ledger) -> None:
+    led.set_meta(CANARY_KEY, "")
+    led.set_meta(CANARY_TOLD, "")
 
 
 def _recorder(seq: int, rows: list[IdOutcome]) -> Callable[[Ledger], None]:

@@ -155,8 +155,10 @@ class CsvParser:
         A field that starts with a quote is quoted; in it a doubled quote is a quote, and a
         quote followed by anything but the delimiter ends the quoted part (what follows is
         taken as text, and its quotes as literal ones, as a quote in an unquoted field is):
-        https://docs.python.org/3/library/csv.html#csv.Dialect.strict, off.
+        https://docs.python.org/3/library/csv.html#csv.Dialect.strict, off. A bare CR ends a
+        record, as it does for such a reader.
         """
+        ends = (self.delimiter, "\n", "\r")
         quoted = closing = False
         at_start = True
         for ch in text:
@@ -166,14 +168,14 @@ class CsvParser:
                     if ch == '"':
                         continue  # a doubled quote
                     quoted = False
-                    at_start = ch == self.delimiter or ch == "\n"
+                    at_start = ch in ends
                 elif ch == '"':
                     closing = True
                 continue
             if at_start and ch == '"':
                 quoted, at_start = True, False
             else:
-                at_start = ch == self.delimiter or ch == "\n"
+                at_start = ch in ends
         return quoted and not closing
 
     def _record(self, line: int, fields: list[str], text: str) -> Item:

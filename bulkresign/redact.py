@@ -112,18 +112,58 @@ def scrub_secrets(text: str) -> str:
     return _SECRETS.scrub(text)
 
 
-def scrubber(*secrets: str) -> Callable[[str], str]:
-    """A function replacing each of ``secrets`` by ``***`` in any case, then every registered
-    secret and anything JWT-shaped (:func:`scrub_secrets`): for a server's text, which may echo
-    a credential in its own spelling."""
-    # Longest first, so that a secret holding another is replaced whole.
-    ordered = sorted(set(secrets) - {""}, key=len, reverse=True)
-    pattern = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE) if ordered else None
+def scrubber(*secrets: str) -> Callable[[str, int], str]:
+    """A function that makes a server's text safe to keep, and cuts it to a length.
 
-    def scrub(text: str) -> str:
-        return scrub_secrets(pattern.sub("***", text) if pattern is not None else text)
+    It replaces each of ``secrets`` by ``***`` in any case, every registered secret and anything
+    JWT-shaped (:func:`scrub_secrets`), then cuts the text (a control character becomes a space)
+    and replaces any run of :data:`FRAGMENT` or more characters that is also in one of
+    ``secrets``: a server may echo part of a credential, or one split by a character of its own.
+    """
+    kept = set(secrets) - {""}
+    # Longest first, so that a secret holding another is replaced whole.
+    ordered = sorted(kept, key=len, reverse=True)
+    pattern = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE) if ordered else None
+    grams = {
+        s.translate(_ASCII_LOWER)[i : i + FRAGMENT]
+        for s in kept
+        for i in range(len(s) - FRAGMENT + 1)
+    }
+
+    def scrub(text: str, limit: int) -> str:
+        if pattern is not None:
+            text = pattern.sub("***", text)
+        text = _cut(_CONTROL.sub(" ", scrub_secrets(text)).strip(), limit)
+        return _without_fragments(text, grams) if grams else text
 
     return scrub
+
+
+#: The shortest part of a credential :func:`scrubber` looks for in a server's text.
+FRAGMENT = 8
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _without_fragments(text: str, grams: set[str]) -> str:
+    """``text`` with every run covered by a credential's ``FRAGMENT``-grams replaced."""
+    low = text.translate(_ASCII_LOWER)
+    starts = [i for i in range(len(low) - FRAGMENT + 1) if low[i : i + FRAGMENT] in grams]
+    if not starts:
+        return text
+    out, done = [], 0
+    for i in starts:
+        if i > done:
+            out += [text[done:i], "***"]
+        elif not out or out[-1] != "***":
+            out.append("***")
+        done = max(done, i + FRAGMENT)
+    out.append(text[done:])
+    return "".join(out)
 
 
 def forget_secrets() -> None:

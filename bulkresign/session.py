@@ -22,7 +22,7 @@ from bulkresign._version import __version__
 from bulkresign.auth import ManagementToken, TokenSource, token_from_envelope
 from bulkresign.classify import CallOutcome, classify_exception, classify_response, outcome_of
 from bulkresign.config import DEFAULT_TIMEOUTS, Credentials, Timeouts
-from bulkresign.envelope import Envelope, one_line
+from bulkresign.envelope import Envelope
 from bulkresign.errors import ApiError, AuthFailed, PermissionDenied, Rejected
 from bulkresign.redact import scrubber
 from bulkresign.transport import AiohttpTransport, RawResponse, SentHook, Transport
@@ -159,23 +159,25 @@ class ApiSession:
 
     def _cleaner(self, tokens: Sequence[ManagementToken]) -> Callable[[str, int], str]:
         """A function that scrubs a server's text of the credentials and tokens, then cuts it."""
-        scrub = scrubber(
+        return scrubber(
             self._credentials.access_key_secret.reveal(),
             self._credentials.access_key_id,
             *self._tokens.secrets(),
             *(t.value.reveal() for t in tokens),
         )
-        return lambda text, limit: one_line(scrub(text), limit)
 
     def _clean_success(self, envelope: Envelope, token: ManagementToken) -> Envelope:
-        """A success's ``requestId`` scrubbed and cut as an error's is: the ledger keeps it too."""
-        if envelope.request_id is None:
-            return envelope
+        """A success's ``requestId`` and message scrubbed and cut as an error's are: the ledger
+        keeps them too (a ``success: false`` answer's message becomes an error's)."""
         # Every call's answer passes here: the pattern is built once a token, not once a call.
         if self._success_cleaner is None or self._success_cleaner[0] is not token:
             self._success_cleaner = (token, self._cleaner([token]))
-        kept = self._success_cleaner[1](envelope.request_id, _REQUEST_ID_LIMIT)
-        return envelope if kept == envelope.request_id else replace(envelope, request_id=kept)
+        clean = self._success_cleaner[1]
+        rid = None if envelope.request_id is None else clean(envelope.request_id, _REQUEST_ID_LIMIT)
+        message = clean(envelope.message, _ERROR_LIMIT) if envelope.message else ""
+        if rid == envelope.request_id and message == envelope.message:
+            return envelope
+        return replace(envelope, request_id=rid, message=message)
 
     def count(self, error: ApiError | None) -> None:
         """Count one finished operation under its outcome (``None``: success)."""

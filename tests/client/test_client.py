@@ -536,6 +536,24 @@ class TestSecrecy:
         kept = result.request_id or ""
         assert canary.upper()[:8] not in kept and len(kept) <= 100
 
+    async def test_a_success_false_message_and_fragments_are_scrubbed(
+        self, make_client: MakeClient, api: Any, reply: Reply, canary: str
+    ) -> None:
+        """A `success: false` answer's message (kept in the ledger as an error's) loses the
+        secret, and a requestId holding only part of it (split by a control character, or cut
+        short) keeps no run of 8 of its characters."""
+        part = canary[2:-2]
+        api.resign = lambda r: reply(
+            200,
+            data={"success": False},
+            message=f"ok {canary}|{canary[:10]}\x1b{canary[10:]}",
+            request_id=f"rf-{part}",
+        )
+        async with make_client() as client:
+            result = await resign(client)
+        kept = f"{result.message} {result.request_id}"
+        assert not any(canary[i : i + 8] in kept for i in range(len(canary) - 7)), kept
+
     async def test_a_refused_key_is_not_named(
         self, make_client: MakeClient, api: Any, reply: Reply
     ) -> None:

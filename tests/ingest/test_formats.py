@@ -99,6 +99,15 @@ class TestCsv:
         assert stats.skipped_by_reason == {"header": 1, "continuation": 2}
         assert stats.accepted == 1 and accounted(stats)
 
+    def test_a_bare_cr_ends_a_record_for_the_lenient_reading(self, write: Write) -> None:
+        """A bare CR then a quote: a lenient reader (Excel, the csv module) starts a record there
+        and opens a field, so the ID on the next line is the field's text, not a record."""
+        data = f'user_id,note\n{IDS[0]},a\r"open\n{IDS[1]}\nclose"\n{IDS[2]},x\n'
+        stats = drain(write(data, "u.csv"), column="user_id")
+        assert stats.reject_lines == {"bad_csv": (2,)}
+        assert stats.skipped_by_reason == {"header": 1, "continuation": 2}
+        assert stats.accepted == 1 and accounted(stats)
+
     def test_a_nul_inside_a_quoted_field_is_named(self, write: Write) -> None:
         """A line that cannot be read inside a quoted field is named as the cause, with no
         advice to raise the limit."""

@@ -498,6 +498,28 @@ class TestGuards:
         assert resigned(server) == 300
         assert max(server.oracle()["resign_counts"].values()) == 1  # type: ignore[union-attr]
 
+    def test_a_canary_killed_before_telling_its_unknown_ids_tells_them_on_resume(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The unknown IDs recorded, the process killed before its stop was told (the ledger as
+        such a kill leaves it): the resume tells it and stops again (it passed the canary, and
+        sent the rest); the resume after that goes on."""
+        server.call(lambda: server.emulator.reconfigure(unknown_ids="ignore"))
+        path = tmp_path / "ids.txt"
+        ids = [synthetic_user_id(i) for i in range(300)]
+        path.write_text("\n".join([ids[0], "f" * 24, *ids[1:]]) + "\n")
+        assert main(run(path, "--yes", "--canary", "2")) == 3
+        db = sqlite3.connect(f"{path}.bulkresign")
+        with db:
+            db.execute("UPDATE meta SET value = '' WHERE key = 'canary_told'")
+        db.close()
+        capsys.readouterr()
+        assert main(run(path, "--yes", "--canary", "2")) == 3
+        assert "does not know (first at line 2)" in capsys.readouterr().err
+        assert resigned(server) == 99
+        assert main(run(path, "--yes", "--canary", "2")) == 1
+        assert resigned(server) == 300
+
 
 class TestReadBack:
     @pytest.mark.parametrize("form", ["+1555{i:07d}", "555{i:07d}"])
