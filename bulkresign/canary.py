@@ -108,8 +108,22 @@ async def _passed(d: Dispatcher, seqs: list[int], good: tuple[BatchState, ...]) 
     records = await d.checkpoint.read(lambda led: [led.batch(s) for s in seqs])
     for seq, rec in zip(seqs, records, strict=True):
         if rec is None or rec.state not in good:
-            state = "unsent" if rec is None else rec.state
-            d.stop(f"canary: batch {seq} ended {state}, not done")
+            lines = dict(zip(rec.batch.ids, rec.batch.lines, strict=True)) if rec else {}
+            unknown = [
+                lines[i]
+                for i, o in (rec.outcomes.items() if rec else ())
+                if o.outcome is LineOutcome.NOT_FOUND
+            ]
+            if unknown:  # refused as unknown, or found so by the read-back of a batch in flight
+                d.stop(
+                    f"canary: batch {seq} ended with {len(unknown)} ID(s) unknown to the server "
+                    f"(first at line {min(unknown)}), recorded not_found: find them with "
+                    "`bulkresign plan --preflight` and remove them, or resume to go on regardless"
+                )
+                await d.checkpoint.write(lambda led: led.set_meta(CANARY_TOLD, "1"))
+            else:
+                state = "unsent" if rec is None else rec.state
+                d.stop(f"canary: batch {seq} ended {state}, not done")
             return False
     return True
 

@@ -31,8 +31,20 @@ _SHAPED = frozenset(
     {IdType.USER_ID, IdType.EMAIL, IdType.PHONE, IdType.IDENTITY, IdType.SYNC_RELATION}
 )
 #: Control characters a header's names must not hold (a tab is a delimiter or trimmed; a line
-#: break may sit in a quoted cell, "Full\nName" as a spreadsheet exports it; a bare CR may not).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+#: break, LF or CR, may sit in a quoted cell, "Full\nName" as a spreadsheet exports it).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _bare_cr(text: str) -> bool:
+    """Whether ``text`` holds a CR outside a quoted field."""
+    quoted = False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted  # a doubled quote toggles twice
+        elif ch == "\r" and not quoted:
+            return True
+    return False
+
 
 #: A record whose quoting breaks RFC 4180 (text after a closing quote, a quote in a bare field).
 _MALFORMED = _Malformed.MALFORMED
@@ -181,11 +193,15 @@ class CsvParser:
     def _record(self, line: int, fields: list[str], text: str) -> Item:
         if self.index is None:
             names = [f.strip(" \t") for f in fields]
-            if any(_CONTROL.search(n) for n in names):
-                # A file whose lines end in a bare CR (old Mac exports) is one long line.
-                old_mac = " (lines ending in a bare CR?)" if "\r" in text else ""
+            if _bare_cr(text):  # lines ending in a bare CR (old Mac exports): one long line
                 raise InputError(
-                    f"unreadable header (control characters){old_mac}", path=self.name, line=line
+                    "unreadable header (a CR outside quotes: lines ending in a bare CR?)",
+                    path=self.name,
+                    line=line,
+                )
+            if any(_CONTROL.search(n) for n in names):
+                raise InputError(
+                    "unreadable header (control characters)", path=self.name, line=line
                 )
             self.index = self._resolve(line, names)
             self._refuse_id_as_header(line, names[self.index])

@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import cast
 
 from structlog.typing import EventDict, WrappedLogger
@@ -112,21 +112,24 @@ def scrub_secrets(text: str) -> str:
     return _SECRETS.scrub(text)
 
 
-def scrubber(*secrets: str) -> Callable[[str, int], str]:
+def scrubber(*secrets: str, whole: Iterable[str] = ()) -> Callable[[str, int], str]:
     """A function that makes a server's text safe to keep, and cuts it to a length.
 
-    It replaces each of ``secrets`` by ``***`` in any case, every registered secret and anything
-    JWT-shaped (:func:`scrub_secrets`), then cuts the text (a control character becomes a space)
-    and replaces any run of :data:`FRAGMENT` or more characters that is also in one of
-    ``secrets``: a server may echo part of a credential, or one split by a character of its own.
+    It replaces each of ``secrets`` and ``whole`` by ``***`` in any case, every registered
+    secret and anything JWT-shaped (:func:`scrub_secrets`), then cuts the text (a control
+    character becomes a space) and replaces any run of :data:`FRAGMENT` or more characters that
+    is also in one of ``secrets``: a server may echo part of a secret, or one split by a
+    character of its own. ``whole`` is replaced only whole: an access key ID is often the
+    userpool's ObjectId, which shares long runs with the pool's user IDs.
     """
-    kept = set(secrets) - {""}
+    fragile = set(secrets) - {""}
+    kept = fragile | (set(whole) - {""})
     # Longest first, so that a secret holding another is replaced whole.
     ordered = sorted(kept, key=len, reverse=True)
     pattern = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE) if ordered else None
     grams = {
         s.translate(_ASCII_LOWER)[i : i + FRAGMENT]
-        for s in kept
+        for s in fragile
         for i in range(len(s) - FRAGMENT + 1)
     }
 

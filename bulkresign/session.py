@@ -161,9 +161,9 @@ class ApiSession:
         """A function that scrubs a server's text of the credentials and tokens, then cuts it."""
         return scrubber(
             self._credentials.access_key_secret.reveal(),
-            self._credentials.access_key_id,
             *self._tokens.secrets(),
             *(t.value.reveal() for t in tokens),
+            whole=[self._credentials.access_key_id],
         )
 
     def _clean_success(self, envelope: Envelope, token: ManagementToken) -> Envelope:

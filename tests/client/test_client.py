@@ -554,6 +554,23 @@ class TestSecrecy:
         kept = f"{result.message} {result.request_id}"
         assert not any(canary[i : i + 8] in kept for i in range(len(canary) - 7)), kept
 
+    async def test_an_id_sharing_a_run_with_the_key_id_is_kept(
+        self, make_client: MakeClient, api: Any, reply: Reply
+    ) -> None:
+        """The key ID is scrubbed only whole: an ObjectId sharing a long run with it (a user of
+        the same pool) stays readable in the server's message."""
+        keys: list[str] = []
+
+        def refuse(request: RawRequest) -> RawResponse:
+            keys.append(orjson.loads(request.body or b"{}")["accessKeyId"])
+            return reply(401, message=f"no such key, did you mean {keys[-1][:-1]}X?")
+
+        api.token = refuse
+        async with make_client() as client:
+            with pytest.raises(AuthFailed) as info:
+                await client.userpool_id()
+        assert f"{keys[0][:-1]}X" in str(info.value)
+
     async def test_a_refused_key_is_not_named(
         self, make_client: MakeClient, api: Any, reply: Reply
     ) -> None:

@@ -439,7 +439,10 @@ class TestGuards:
             server, tmp_path, unknown_at=120, crash_at="after_send_before_commit:3"
         )
         assert main(run(path, "--yes", "--canary", "3")) == 3
-        assert "canary: batch 2 ended rejected" in capsys.readouterr().err
+        said = capsys.readouterr().err
+        assert (
+            "canary: batch 2 ended with 1 ID(s) unknown to the server (first at line 121)" in said
+        )
         assert resigned(server) == 149
 
     @pytest.mark.parametrize("command", ["run", "plan"])
