@@ -13,17 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from itertools import islice
+from pathlib import Path
 
 import anyio
 
 from bulkresign.dispatch import Dispatcher
 from bulkresign.errors import ApiError, InputError
-from bulkresign.ledger import IdOutcome, Ledger
+from bulkresign.ledger import BatchRecord, IdOutcome, Ledger
 from bulkresign.models import Batch, BatchState, LineOutcome
 from bulkresign.pipeline import RunResult
 from bulkresign.reconcile import USER_NOT_FOUND
 
-__all__ = ["CANARY_KEY", "finish_canary", "run_canary"]
+__all__ = ["CANARY_KEY", "STOP_PREFIX", "finish_canary", "mark_canary_told", "run_canary"]
 
 #: Meta key: how many batches the canary began with, until it has passed.
 CANARY_KEY = "canary"
@@ -36,9 +37,11 @@ _SETTLED = (BatchState.DONE, BatchState.REJECTED, BatchState.RECONCILED)
 #: An open batch read back and settled by its read-back (its unknown IDs recorded not_found).
 _READ = BatchState.RECONCILED
 
-#: Meta key: set once the canary's stop for unknown IDs was told, so that a kill between
-#: recording them and telling it makes the resume tell it (and stop) again.
+#: Meta key: set once the canary's stop for unknown IDs was shown (:func:`mark_canary_told`), so
+#: that a kill before that makes the resume show it, and stop, again.
 CANARY_TOLD = "canary_told"
+#: How every stop reason of the canary begins.
+STOP_PREFIX = "canary:"
 
 _UNKNOWN = "unknown to the server, though its call answered success (canary read-back)"
 
@@ -115,12 +118,7 @@ async def _passed(d: Dispatcher, seqs: list[int], good: tuple[BatchState, ...]) 
                 if o.outcome is LineOutcome.NOT_FOUND
             ]
             if unknown:  # refused as unknown, or found so by the read-back of a batch in flight
-                d.stop(
-                    f"canary: batch {seq} ended with {len(unknown)} ID(s) unknown to the server "
-                    f"(first at line {min(unknown)}), recorded not_found: find them with "
-                    "`bulkresign plan --preflight` and remove them, or resume to go on regardless"
-                )
-                await d.checkpoint.write(lambda led: led.set_meta(CANARY_TOLD, "1"))
+                _stop_for_unknown(d, unknown, silently=False, batch=seq)
             else:
                 state = "unsent" if rec is None else rec.state
                 d.stop(f"canary: batch {seq} ended {state}, not done")
@@ -149,15 +147,10 @@ async def finish_canary(
     """
     records = await dispatcher.checkpoint.read(lambda led: [led.batch(s) for s in range(count)])
     meta = await dispatcher.checkpoint.read(lambda led: led.meta())
-    untold = [
-        line
-        for r in records
-        if r is not None
-        for i, line in zip(r.batch.ids, r.batch.lines, strict=True)
-        if i in r.outcomes and r.outcomes[i].message == _UNKNOWN
-    ]
-    if untold and not meta.get(CANARY_TOLD):  # killed after recording them, before telling
-        await _tell_unknown(dispatcher, untold)
+    found = _unknown_rows(records)
+    if len(found) > int(meta.get(CANARY_TOLD) or 0):  # the stop for them was never shown: again
+        silently = any(message == _UNKNOWN for _, message in found)
+        _stop_for_unknown(dispatcher, [line for line, _ in found], silently=silently)
         return batches, False
     done = [r.batch for r in records if r and r.state is BatchState.DONE]
     if done:
@@ -213,7 +206,7 @@ async def _read_back(d: Dispatcher, head: list[Batch]) -> None:
             d.stats.resigned -= len(rows)
             d.stats.not_found += len(rows)
     if unknown:
-        await _tell_unknown(d, unknown)
+        _stop_for_unknown(d, unknown, silently=True)
     elif not_resigned:
         d.stop(
             f"canary: {len(not_resigned)} ID(s) do not read back Resigned though their call "
@@ -222,15 +215,48 @@ async def _read_back(d: Dispatcher, head: list[Batch]) -> None:
         )
 
 
-async def _tell_unknown(d: Dispatcher, lines: list[int]) -> None:
-    """Stop the run for the unknown IDs at ``lines``, and note that this was told."""
+def _stop_for_unknown(
+    d: Dispatcher, lines: list[int], *, silently: bool, batch: int | None = None
+) -> None:
+    """Stop the run for the IDs at ``lines`` the server does not know; ``silently``: its calls
+    had answered success for them (the canary's read-back found them unknown)."""
+    n = len(lines)
+    if silently:
+        how = f"the server answered success for {n} ID(s) it does not know"
+    elif batch is not None:
+        how = f"batch {batch} ended with {n} ID(s) unknown to the server"
+    else:
+        how = f"{n} ID(s) of the canary's batches are unknown to the server"
     d.stop(
-        f"canary: the server answered success for {len(lines)} ID(s) it does not know "
-        f"(first at line {min(lines)}), recorded not_found; it accepts unknown IDs "
-        "silently, so the rest of this run would report such IDs resigned: find them with "
-        "`bulkresign plan --preflight` and remove them, or resume to go on regardless"
+        f"{STOP_PREFIX} {how} (first at line {min(lines)}), recorded not_found; a server that "
+        "accepts unknown IDs silently would have the rest of this run report such IDs "
+        "resigned: find them with `bulkresign plan --preflight` and remove them, or resume to "
+        "go on regardless"
     )
-    await d.checkpoint.write(lambda led: led.set_meta(CANARY_TOLD, "1"))
+
+
+def mark_canary_told(state: Path) -> None:
+    """Note in the state file that the canary's stop was shown (the CLI, once it printed it),
+    as the number of unknown IDs it had found: until then a resume shows it, and stops, again."""
+    ledger = Ledger.open(state)
+    try:
+        count = int(ledger.meta().get(CANARY_KEY) or 0)
+        found = _unknown_rows([ledger.batch(s) for s in range(count)])
+        with ledger.transaction():
+            ledger.set_meta(CANARY_TOLD, str(len(found)))
+    finally:
+        ledger.close()
+
+
+def _unknown_rows(records: list[BatchRecord | None]) -> list[tuple[int, str | None]]:
+    """(line, message) of every canary ID recorded not_found."""
+    return [
+        (line, r.outcomes[i].message)
+        for r in records
+        if r is not None
+        for i, line in zip(r.batch.ids, r.batch.lines, strict=True)
+        if i in r.outcomes and r.outcomes[i].outcome is LineOutcome.NOT_FOUND
+    ]
 
 
 def _passed_canary(led: Ledger) -> None:

@@ -130,9 +130,12 @@ class CsvParser:
                 fields = self._split(text)
             if fields is _MALFORMED:
                 if self.index is None:
-                    raise InputError(
-                        "unreadable header (unbalanced quotes)", path=self.name, line=line
+                    why = (
+                        "a CR outside quotes: lines ending in a bare CR?"
+                        if _bare_cr(text)
+                        else "unbalanced quotes"
                     )
+                    raise InputError(f"unreadable header ({why})", path=self.name, line=line)
                 yield Item(line, None, RejectReason.BAD_CSV, content)
             else:
                 yield self._record(line, fields, text)

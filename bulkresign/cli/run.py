@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio
 
 from bulkresign.binding import recorded_plan
+from bulkresign.canary import STOP_PREFIX, mark_canary_told
 from bulkresign.cli import (
     ExitCode,
     cancelled_by_sigterm,
@@ -251,11 +252,13 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
                 file=sys.stderr,
             )
             return ExitCode.USAGE if outcome.stats.requests == 0 else ExitCode.STOPPED
+        reason = outcome.result.stop_reason
         print(
-            f"bulkresign: stopped ({outcome.result.stop_reason or 'not finished'}); "
-            f"resume with: {resume}",
+            f"bulkresign: stopped ({reason or 'not finished'}); resume with: {resume}",
             file=sys.stderr,
         )
+        if reason is not None and reason.startswith(STOP_PREFIX):
+            mark_canary_told(cfg.state)  # shown: a resume goes on regardless
         return ExitCode.STOPPED
     if args.report is not None:
         write_report(cfg.state, args.report, exclude=cfg.exclude)

@@ -504,15 +504,17 @@ class TestGuards:
     def test_a_canary_killed_before_telling_its_unknown_ids_tells_them_on_resume(
         self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """The unknown IDs recorded, the process killed before its stop was told (the ledger as
-        such a kill leaves it): the resume tells it and stops again (it passed the canary, and
-        sent the rest); the resume after that goes on."""
+        """The unknown IDs recorded, the process killed before its stop was shown (the ledger as
+        such a kill leaves it: the note is written once the stop is printed): the resume shows
+        it and stops again (it passed the canary, and sent the rest); the next one goes on."""
         server.call(lambda: server.emulator.reconfigure(unknown_ids="ignore"))
         path = tmp_path / "ids.txt"
         ids = [synthetic_user_id(i) for i in range(300)]
         path.write_text("\n".join([ids[0], "f" * 24, *ids[1:]]) + "\n")
         assert main(run(path, "--yes", "--canary", "2")) == 3
         db = sqlite3.connect(f"{path}.bulkresign")
+        told = db.execute("SELECT value FROM meta WHERE key = 'canary_told'").fetchone()
+        assert told == ("1",)  # printed, then noted: one unknown ID shown
         with db:
             db.execute("UPDATE meta SET value = '' WHERE key = 'canary_told'")
         db.close()
