@@ -559,35 +559,19 @@ class TestSecrecy:
     ) -> None:
         """The key ID is scrubbed only whole: an ObjectId sharing a long run with it (a user of
         the same pool) stays readable in the server's message."""
-        keys: list[str] = []
-
-        def refuse(request: RawRequest) -> RawResponse:
-            keys.append(orjson.loads(request.body or b"{}")["accessKeyId"])
-            return reply(401, message=f"no such key, did you mean {keys[-1][:-1]}X?")
-
-        api.token = refuse
-        async with make_client() as client:
-            with pytest.raises(AuthFailed) as info:
-                await client.userpool_id()
-        assert f"{keys[0][:-1]}X" in str(info.value)
+        key, said = await refused_echoing(
+            make_client, api, reply, lambda k: f"no such key, did you mean {k[:-1]}X?"
+        )
+        assert f"{key[:-1]}X" in said
 
     async def test_a_refused_key_is_not_named(
         self, make_client: MakeClient, api: Any, reply: Reply
     ) -> None:
         """A refused access key: the error says so without quoting the key ID, even when the
         server echoes it in another case."""
-        keys: list[str] = []
-
-        def refuse(request: RawRequest) -> RawResponse:
-            keys.append(orjson.loads(request.body or b"{}")["accessKeyId"])
-            return reply(401, message=f"unknown key {keys[-1].upper()}")
-
-        api.token = refuse
-        async with make_client() as client:
-            with pytest.raises(AuthFailed) as info:
-                await client.userpool_id()
-        assert "access key was refused" in str(info.value)
-        assert keys and keys[0].casefold() not in str(info.value).casefold()
+        key, said = await refused_echoing(make_client, api, reply, lambda k: f"unknown {k.upper()}")
+        assert "access key was refused" in said
+        assert key.casefold() not in said.casefold()
 
     async def test_a_token_that_cannot_be_a_header_is_refused(
         self, make_client: MakeClient, api: Any, reply: Reply, jwt: Any
@@ -599,6 +583,24 @@ class TestSecrecy:
             with pytest.raises(AuthFailed, match="RFC 6750"):
                 await resign(client)
         assert api.api_requests == []
+
+
+async def refused_echoing(
+    make_client: MakeClient, api: Any, reply: Reply, echo: Callable[[str], str]
+) -> tuple[str, str]:
+    """The access key ID sent, and the error of a token call refused (401) with the message
+    ``echo(key ID)``."""
+    keys: list[str] = []
+
+    def refuse(request: RawRequest) -> RawResponse:
+        keys.append(orjson.loads(request.body or b"{}")["accessKeyId"])
+        return reply(401, message=echo(keys[-1]))
+
+    api.token = refuse
+    async with make_client() as client:
+        with pytest.raises(AuthFailed) as info:
+            await client.userpool_id()
+    return keys[0], str(info.value)
 
 
 def _tokens_seen(api: Any) -> list[str]:
