@@ -108,13 +108,13 @@ def token_from_envelope(envelope: Envelope, *, obtained_at: float) -> Management
     except ValueError as exc:
         raise AuthFailed(f"the management token cannot be read: {exc}") from None
     pool = claims.get("scoped_userpool_id")
-    if isinstance(pool, str) and pool and _VISIBLE.fullmatch(pool) is None:
-        raise AuthFailed("the management token's scoped_userpool_id is not a printable ID")
     if not isinstance(pool, str) or not pool:
         raise AuthFailed(
             "the management token has no scoped_userpool_id claim, so the userpool is unknown; "
             "use a userpool or collaborative-admin access key"
         )
+    if _VISIBLE.fullmatch(pool) is None:  # it goes into a header too
+        raise AuthFailed("the management token's scoped_userpool_id is not a printable ID")
     return ManagementToken(Secret(token), pool, obtained_at, float(expires_in))
 
 

@@ -111,17 +111,12 @@ async def _passed(d: Dispatcher, seqs: list[int], good: tuple[BatchState, ...]) 
     records = await d.checkpoint.read(lambda led: [led.batch(s) for s in seqs])
     for seq, rec in zip(seqs, records, strict=True):
         if rec is None or rec.state not in good:
-            lines = dict(zip(rec.batch.ids, rec.batch.lines, strict=True)) if rec else {}
-            unknown = [
-                lines[i]
-                for i, o in (rec.outcomes.items() if rec else ())
-                if o.outcome is LineOutcome.NOT_FOUND
-            ]
+            unknown = [line for line, _ in _unknown_rows([rec])]
             if unknown:  # refused as unknown, or found so by the read-back of a batch in flight
                 _stop_for_unknown(d, unknown, silently=False, batch=seq)
             else:
                 state = "unsent" if rec is None else rec.state
-                d.stop(f"canary: batch {seq} ended {state}, not done")
+                d.stop(f"{STOP_PREFIX} batch {seq} ended {state}, not done")
             return False
     return True
 
@@ -145,10 +140,11 @@ async def finish_canary(
     Returns what is left of ``batches`` for the run, and whether the recorded batches were
     replayed (the run's own pipeline then need not replay them again).
     """
-    records = await dispatcher.checkpoint.read(lambda led: [led.batch(s) for s in range(count)])
-    meta = await dispatcher.checkpoint.read(lambda led: led.meta())
+    records, told = await dispatcher.checkpoint.read(
+        lambda led: ([led.batch(s) for s in range(count)], led.meta().get(CANARY_TOLD))
+    )
     found = _unknown_rows(records)
-    if len(found) > int(meta.get(CANARY_TOLD) or 0):  # the stop for them was never shown: again
+    if len(found) > int(told or 0):  # the stop for them was never shown: again
         silently = any(message == _UNKNOWN for _, message in found)
         _stop_for_unknown(dispatcher, [line for line, _ in found], silently=silently)
         return batches, False
@@ -193,7 +189,7 @@ async def _read_back(d: Dispatcher, head: list[Batch]) -> None:
         try:
             found = await d.read_back(batch.ids)
         except ApiError as exc:
-            d.stop(f"canary: read-back of batch {batch.seq} failed ({exc.message})")
+            d.stop(f"{STOP_PREFIX} read-back of batch {batch.seq} failed ({exc.message})")
             return
         line = dict(zip(batch.ids, batch.lines, strict=True))
         unknown += [line[i] for i in found.absent]
@@ -209,7 +205,7 @@ async def _read_back(d: Dispatcher, head: list[Batch]) -> None:
         _stop_for_unknown(d, unknown, silently=True)
     elif not_resigned:
         d.stop(
-            f"canary: {len(not_resigned)} ID(s) do not read back Resigned though their call "
+            f"{STOP_PREFIX} {len(not_resigned)} ID(s) do not read back Resigned though their call "
             f"answered success (first at line {min(not_resigned)}); check them with "
             "`bulkresign verify` before resuming"
         )

@@ -35,17 +35,6 @@ _SHAPED = frozenset(
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-def _bare_cr(text: str) -> bool:
-    """Whether ``text`` holds a CR outside a quoted field."""
-    quoted = False
-    for ch in text:
-        if ch == '"':
-            quoted = not quoted  # a doubled quote toggles twice
-        elif ch == "\r" and not quoted:
-            return True
-    return False
-
-
 #: A record whose quoting breaks RFC 4180 (text after a closing quote, a quote in a bare field).
 _MALFORMED = _Malformed.MALFORMED
 
@@ -55,10 +44,10 @@ class CsvParser:
 
     A quoted field may hold line breaks; its record then spans several physical lines, is counted
     at its first line, and the lines after it are skipped as ``continuation``; a malformed record
-    (``bad_csv``) too, once its quotes balance. A quote still open when the record passes
-    ``limit`` bytes or the end of the input stops the read (:class:`InputError` at the record's
-    first line): where its field ends cannot be known, and reading the lines after it as records
-    could resign an ID that was only a field's text.
+    (``bad_csv``) too, once a lenient reader would have no field left open. A quote still open
+    when the record passes ``limit`` bytes or the end of the input stops the read
+    (:class:`InputError` at the record's first line): where its field ends cannot be known, and
+    reading the lines after it as records could resign an ID that was only a field's text.
     """
 
     def __init__(self, spec: InputSpec, fmt: Format, name: str, limit: int) -> None:
@@ -67,7 +56,6 @@ class CsvParser:
         self.delimiter = spec.delimiter or ("\t" if fmt is Format.TSV else ",")
         self.column = spec.column
         self.id_type = spec.id_type
-        self.want_header = spec.header
         self.index: int | None = None if spec.header else int(spec.column or 1) - 1
         self.note = "" if self.index is None else f"column {self.index + 1}"
         self.valid = normalizer(spec.id_type, case_sensitive_email=spec.case_sensitive_email)
@@ -86,8 +74,7 @@ class CsvParser:
     def items(self, pieces: Iterator[Piece]) -> Iterator[Item]:
         """One item per physical line, in order."""
         lines = physical_lines(pieces)
-        for entry in lines:
-            line, content = entry
+        for line, content in lines:
             checked = precheck(line, content, self.limit)
             if isinstance(checked, Item):
                 if self.index is None and checked.reason not in (None, SkipReason.BLANK):
@@ -107,10 +94,10 @@ class CsvParser:
             fields = self._split(text)
             size = len(content)
             # A record goes on while a quote is open: the csv module says so, or it found the
-            # record malformed with an odd number of quotes so far (a field still open after
-            # the fault). Its lines are never read again as records of their own: they may be
-            # the text of a field, and an ID in a comment must not be resigned.
-            while fields is None or (fields is _MALFORMED and self._open_at_end(text)):
+            # record malformed and a lenient reader would still be in a field. Its lines are
+            # never read again as records of their own: they may be the text of a field, and an
+            # ID in a comment must not be resigned.
+            while fields is None or (fields is _MALFORMED and self._lenient(text)[0]):
                 nxt = next(lines, None)
                 if nxt is None:
                     raise self._unclosed(line, "before the end of the input")
@@ -130,12 +117,7 @@ class CsvParser:
                 fields = self._split(text)
             if fields is _MALFORMED:
                 if self.index is None:
-                    why = (
-                        "a CR outside quotes: lines ending in a bare CR?"
-                        if _bare_cr(text)
-                        else "unbalanced quotes"
-                    )
-                    raise InputError(f"unreadable header ({why})", path=self.name, line=line)
+                    raise self._unreadable_header(line, text, "unbalanced quotes")
                 yield Item(line, None, RejectReason.BAD_CSV, content)
             else:
                 yield self._record(line, fields, text)
@@ -157,15 +139,23 @@ class CsvParser:
             line=line,
         )
 
+    def _unreadable_header(self, line: int, text: str, why: str) -> InputError:
+        """The header cannot name columns; a CR outside quotes says why: a file whose lines end
+        in a bare CR (old Mac exports) reads as one long line."""
+        if self._lenient(text)[1]:
+            why = "a CR outside quotes: lines ending in a bare CR?"
+        return InputError(f"unreadable header ({why})", path=self.name, line=line)
+
     def _may_open(self, content: bytes | LongLine) -> bool:
         """Whether a line that cannot be read may leave a quoted field open: as a lenient
         reader (Excel, the csv module unstrict) would take it; any quote in an over-long line."""
         if isinstance(content, LongLine):
             return content.quotes
-        return self._open_at_end(content.decode("utf-8", "replace"))
+        return b'"' in content and self._lenient(content.decode("utf-8", "replace"))[0]
 
-    def _open_at_end(self, text: str) -> bool:
-        """Whether a lenient CSV reader is inside a quoted field at the end of ``text``.
+    def _lenient(self, text: str) -> tuple[bool, bool]:
+        """How a lenient CSV reader takes ``text``: whether it is inside a quoted field at the
+        end, and whether it met a CR outside one.
 
         A field that starts with a quote is quoted; in it a doubled quote is a quote, and a
         quote followed by anything but the delimiter ends the quoted part (what follows is
@@ -174,7 +164,7 @@ class CsvParser:
         record, as it does for such a reader.
         """
         ends = (self.delimiter, "\n", "\r")
-        quoted = closing = False
+        quoted = closing = bare_cr = False
         at_start = True
         for ch in text:
             if quoted:
@@ -184,6 +174,7 @@ class CsvParser:
                         continue  # a doubled quote
                     quoted = False
                     at_start = ch in ends
+                    bare_cr = bare_cr or ch == "\r"
                 elif ch == '"':
                     closing = True
                 continue
@@ -191,21 +182,14 @@ class CsvParser:
                 quoted, at_start = True, False
             else:
                 at_start = ch in ends
-        return quoted and not closing
+                bare_cr = bare_cr or ch == "\r"
+        return quoted and not closing, bare_cr
 
     def _record(self, line: int, fields: list[str], text: str) -> Item:
         if self.index is None:
             names = [f.strip(" \t") for f in fields]
-            if _bare_cr(text):  # lines ending in a bare CR (old Mac exports): one long line
-                raise InputError(
-                    "unreadable header (a CR outside quotes: lines ending in a bare CR?)",
-                    path=self.name,
-                    line=line,
-                )
-            if any(_CONTROL.search(n) for n in names):
-                raise InputError(
-                    "unreadable header (control characters)", path=self.name, line=line
-                )
+            if self._lenient(text)[1] or any(_CONTROL.search(n) for n in names):
+                raise self._unreadable_header(line, text, "control characters")
             self.index = self._resolve(line, names)
             self._refuse_id_as_header(line, names[self.index])
             return Item(line, None, SkipReason.HEADER, text)

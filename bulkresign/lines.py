@@ -90,7 +90,7 @@ class _LongLine:
         self.first_sig: int | None = None
         self.sig_pos = 0
         self.last = 0
-        self.quotes = 0
+        self.quotes = False
         self.feed(first)
 
     def feed(self, part: bytes) -> None:
@@ -105,14 +105,14 @@ class _LongLine:
             self.head = (self.head + part[: PREVIEW_BYTES + 1])[: PREVIEW_BYTES + 1]
         self.length += len(part)
         self.last = part[-1]
-        self.quotes += part.count(b'"')
+        self.quotes = self.quotes or b'"' in part
 
     def finish(self) -> LongLine:
         length = self.length - (self.last == 0x0D)
         blank = self.first_sig is None or (self.first_sig == 0x0D and self.sig_pos == length)
         head = self.head[:length] if self.length <= len(self.head) else self.head
         comment = self.first_sig == ord("#")
-        return LongLine(self.line, head, length, blank, comment, self.quotes > 0)
+        return LongLine(self.line, head, length, blank, comment, self.quotes)
 
 
 def numbered(pieces: Iterator[Piece]) -> Iterator[Piece]:

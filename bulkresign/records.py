@@ -217,7 +217,7 @@ def check_manifest(path: Path, meta: Mapping[str, str], manifest: Manifest | Non
         )
 
 
-#: The command-line option behind each field of a run's ``input_options``.
+#: The command-line option behind each field of a run's binding and its ``input_options``.
 _OPTIONS = {
     "exclude_sha256": "--exclude",
     "format": "--format",

@@ -21,6 +21,8 @@ from typing import cast
 
 from structlog.typing import EventDict, WrappedLogger
 
+from bulkresign.envelope import one_line
+
 __all__ = [
     "REDACTED",
     "SECRET_FIELDS",
@@ -136,7 +138,7 @@ def scrubber(*secrets: str, whole: Iterable[str] = ()) -> Callable[[str, int], s
     def scrub(text: str, limit: int) -> str:
         if pattern is not None:
             text = pattern.sub("***", text)
-        text = _cut(_CONTROL.sub(" ", scrub_secrets(text)).strip(), limit)
+        text = one_line(scrub_secrets(text), limit)
         return _without_fragments(text, grams) if grams else text
 
     return scrub
@@ -145,11 +147,6 @@ def scrubber(*secrets: str, whole: Iterable[str] = ()) -> Callable[[str, int], s
 #: The shortest part of a credential :func:`scrubber` looks for in a server's text.
 FRAGMENT = 8
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _without_fragments(text: str, grams: set[str]) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -94,7 +94,7 @@ class ApiSession:
         self._reauths = 0
         self._calls: Counter[CallOutcome] = Counter()
         self._entered = False
-        self._success_cleaner: tuple[ManagementToken, Callable[[str, int], str]] | None = None
+        self._scrubbing: tuple[ManagementToken | None, Callable[[str, int], str]] | None = None
 
     async def __aenter__(self) -> ApiSession:
         await self._transport.__aenter__()
@@ -144,11 +144,11 @@ class ApiSession:
             headers["authorization"] = f"Bearer {token.value.reveal()}"
         return headers
 
-    def _scrub(self, error: ApiError, *tokens: ManagementToken) -> ApiError:
+    def _scrub(self, error: ApiError, token: ManagementToken | None = None) -> ApiError:
         """Remove the credentials and tokens from a server's text, in case it ever echoes them,
         then cut it to length: its message, and its ``requestId``, which the ledger and the
         report keep."""
-        clean = self._cleaner(tokens)
+        clean = self._cleaner(token)
         text = clean(error.message, _ERROR_LIMIT)
         if text != error.message:
             error.message = text
@@ -157,22 +157,23 @@ class ApiSession:
             error.request_id = clean(error.request_id, _REQUEST_ID_LIMIT)
         return error
 
-    def _cleaner(self, tokens: Sequence[ManagementToken]) -> Callable[[str, int], str]:
-        """A function that scrubs a server's text of the credentials and tokens, then cuts it."""
-        return scrubber(
-            self._credentials.access_key_secret.reveal(),
-            *self._tokens.secrets(),
-            *(t.value.reveal() for t in tokens),
-            whole=[self._credentials.access_key_id],
-        )
+    def _cleaner(self, token: ManagementToken | None) -> Callable[[str, int], str]:
+        """The scrub of a server's text for calls made with ``token`` (:func:`scrubber`): built
+        once a token, as every call's answer passes through it."""
+        if self._scrubbing is None or self._scrubbing[0] is not token:
+            scrub = scrubber(
+                self._credentials.access_key_secret.reveal(),
+                *self._tokens.secrets(),
+                *([token.value.reveal()] if token is not None else []),
+                whole=[self._credentials.access_key_id],
+            )
+            self._scrubbing = (token, scrub)
+        return self._scrubbing[1]
 
     def _clean_success(self, envelope: Envelope, token: ManagementToken) -> Envelope:
         """A success's ``requestId`` and message scrubbed and cut as an error's are: the ledger
         keeps them too (a ``success: false`` answer's message becomes an error's)."""
-        # Every call's answer passes here: the pattern is built once a token, not once a call.
-        if self._success_cleaner is None or self._success_cleaner[0] is not token:
-            self._success_cleaner = (token, self._cleaner([token]))
-        clean = self._success_cleaner[1]
+        clean = self._cleaner(token)
         rid = None if envelope.request_id is None else clean(envelope.request_id, _REQUEST_ID_LIMIT)
         message = clean(envelope.message, _ERROR_LIMIT) if envelope.message else ""
         if rid == envelope.request_id and message == envelope.message:

@@ -27,8 +27,6 @@ from bulkresign.source import check_readable
 __all__ = ["check_head", "check_report_path", "job_config"]
 
 
-#: Each numeric option's range: the least and most a run can work with (a rate of 1e-300 a
-#: second overflowed the limiter; 100,000 workers took 23 s of CPU before the first call).
 def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
     """Validate the arguments into a :class:`JobConfig`."""
     check_ranges(args, RANGES)
