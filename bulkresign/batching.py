@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Generator, Iterator
-from typing import BinaryIO
 
 from bulkresign.chunk import Chunk
 from bulkresign.dedup import KeyTable
@@ -23,7 +22,7 @@ from bulkresign.idkeys import match_keys
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.models import Batch
 from bulkresign.scan import Scanner
-from bulkresign.source import BLOCK_SIZE, InputReader, check_readable
+from bulkresign.source import BLOCK_SIZE, ByteStream, InputReader, check_readable
 from bulkresign.tally import IngestStats, LineKind, LineRow, Reject, Tally
 from bulkresign.validate import RejectReason, normalizer
 
@@ -40,7 +39,7 @@ class Ingest:
         block_size: bytes read per step (tests shrink it to cross every boundary).
         fast: allow the vectorized ``user_id`` path (tests compare it with the per-line path).
         threaded: parse the next blocks in a helper thread while the dedup table works.
-        stdin: read this instead of ``sys.stdin.buffer`` when the path is ``-``.
+        stdin: read this instead of opening the path (``-``, or a pipe read ahead).
         stamp: what the input file must bear throughout the read (:mod:`bulkresign.digest`).
         expect_prefix: what an earlier run read of this one-time input (stdin, a pipe).
 
@@ -59,7 +58,7 @@ class Ingest:
         block_size: int = BLOCK_SIZE,
         fast: bool = True,
         threaded: bool = True,
-        stdin: BinaryIO | None = None,
+        stdin: ByteStream | None = None,
         stamp: FileStamp | None = None,
         expect_prefix: Prefix | None = None,
     ) -> None:

@@ -38,6 +38,7 @@ from bulkresign.config import Credentials, Timeouts
 from bulkresign.digest import FileStamp, Prefix, file_stamp, hash_file
 from bulkresign.dispatch import Dispatcher, DispatchSettings
 from bulkresign.events import Events, FanOut
+from bulkresign.held import HeldStream
 from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger, Manifest
 from bulkresign.limiter import SEND_AHEAD, LimiterStats, RateLimiter
@@ -79,6 +80,9 @@ class JobConfig:
     input_stamp: FileStamp | None = None
     """The input file's stamp from before anything read it (:mod:`bulkresign.digest`): every
     read of the run must find the file unchanged. ``None``: taken when the job starts."""
+    held_input: HeldStream | None = None
+    """A one-time input (stdin, a pipe) whose start the CLI checked before the state file
+    existed: the run reads it from here, the checked bytes first."""
     plan_sha256: str | None = None
     """The reviewed ID set's hash (``--plan-sha256``) the input was checked against: recorded,
     so that a resume without the option is held to it too."""
@@ -202,6 +206,7 @@ async def run_job(
             ingest = Ingest(
                 cfg.spec,
                 exclude=cfg.exclude,
+                stdin=cfg.held_input,
                 stamp=input_stamp,
                 expect_prefix=Prefix.from_meta(meta.get("input_prefix")) if once else None,
             )

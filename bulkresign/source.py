@@ -19,14 +19,20 @@ import stat
 import sys
 from collections.abc import Iterator
 from types import TracebackType
-from typing import BinaryIO
+from typing import Protocol
 
 from bulkresign.decoding import BOM, FOREIGN, GZIP_MAGIC, binary_verdict, gunzip, prepend
 from bulkresign.digest import FileStamp, Prefix, StreamDigest
 from bulkresign.errors import InputError
 from bulkresign.lines import Piece, cut_lines
 
-__all__ = ["BLOCK_SIZE", "FIRST_BLOCK", "InputReader", "check_readable"]
+__all__ = [
+    "BLOCK_SIZE",
+    "FIRST_BLOCK",
+    "ByteStream",
+    "InputReader",
+    "check_readable",
+]
 
 #: Bytes read (and, for gzip, inflated) per step: large enough to amortize numpy's per-call cost.
 BLOCK_SIZE = 2 << 20
@@ -35,6 +41,16 @@ BLOCK_SIZE = 2 << 20
 FIRST_BLOCK = 64 << 10
 #: How much of the text is inspected to refuse binaries and to pick a format.
 SNIFF_BYTES = 8192
+
+
+class ByteStream(Protocol):
+    """What the reader needs of an open input: a file, stdin, or a pipe held by `held.py`."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 def check_readable(path: str) -> None:
@@ -57,7 +73,9 @@ class InputReader:
     """One pass over one input, as a context manager.
 
     Args:
-        path: a file, or ``"-"`` for standard input (``stdin`` overrides ``sys.stdin.buffer``).
+        path: a file, or ``"-"`` for standard input.
+        stdin: read this instead of opening ``path`` (standard input, or a one-time input whose
+            start the CLI read ahead: :class:`~bulkresign.held.HeldStream`); it is not closed here.
         block_size: bytes per read; tests use tiny blocks to cross every boundary.
         stamp: what a regular file must bear throughout the read (:mod:`bulkresign.digest`);
             by default the stamp it has when opened.
@@ -70,7 +88,7 @@ class InputReader:
         path: str,
         *,
         block_size: int = BLOCK_SIZE,
-        stdin: BinaryIO | None = None,
+        stdin: ByteStream | None = None,
         stamp: FileStamp | None = None,
         expect_prefix: Prefix | None = None,
     ) -> None:
@@ -82,7 +100,7 @@ class InputReader:
         self.bytes_read = 0
         self.text_read = 0
         self._stdin = stdin
-        self._file: BinaryIO | None = None
+        self._file: ByteStream | None = None
         self._hash = StreamDigest(self.name, expect_prefix)
         self._text: Iterator[bytes] = iter(())
         self._stamp = stamp
@@ -92,12 +110,10 @@ class InputReader:
         # Unbuffered: the reader reads whole blocks anyway, and a buffered reader's lock, held by
         # a read that a stop has walked away from (bulkresign.threads), aborts the interpreter's
         # shutdown ("could not acquire lock for <stdin>").
-        if self.path == "-":
-            self._file = (
-                self._stdin
-                if self._stdin is not None
-                else open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
-            )
+        if self._stdin is not None:
+            self._file = self._stdin
+        elif self.path == "-":
+            self._file = open(sys.stdin.fileno(), "rb", buffering=0, closefd=False)
         else:
             try:
                 self._file = open(self.path, "rb", buffering=0)  # closed by __exit__

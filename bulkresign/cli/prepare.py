@@ -17,6 +17,7 @@ from bulkresign.config import Timeouts, load_credentials, resolve_host
 from bulkresign.digest import file_stamp
 from bulkresign.errors import ConfigError
 from bulkresign.files import refuse_replacing, run_files
+from bulkresign.held import HeldStream, open_once
 from bulkresign.inputspec import InputSpec
 from bulkresign.job import JobConfig
 from bulkresign.models import Endpoint
@@ -74,15 +75,26 @@ def check_report_path(path: Path | None, cfg: JobConfig) -> None:
     refuse_replacing(path, needed, REPORT_HEADS)
 
 
-def check_head(cfg: JobConfig) -> None:
+def check_head(cfg: JobConfig) -> JobConfig:
     """Refuse, before anything is created or sent, an input whose start cannot be used.
 
     The first batch is read the way the run will read it (format, header, encoding, the first
-    lines); a pipe can be read only once, so its problems stop the run instead.
+    lines). A pipe or stdin can be read only once: the bytes read here are held for the run,
+    which is given the config returned.
     """
     check_readable(cfg.spec.path)  # missing, a folder, unreadable: said before any file exists
-    if cfg.input_stamp is None:
-        return
-    ingest = Ingest(cfg.spec, exclude=cfg.exclude, threaded=False, stamp=cfg.input_stamp)
-    with contextlib.closing(ingest.batches()) as batches:
-        next(batches, None)
+    held = None if cfg.input_stamp is not None else HeldStream(open_once(cfg.spec.path))
+    ingest = Ingest(
+        cfg.spec, exclude=cfg.exclude, threaded=False, stdin=held, stamp=cfg.input_stamp
+    )
+    try:
+        with contextlib.closing(ingest.batches()) as batches:
+            next(batches, None)
+    except BaseException:
+        if held is not None:
+            held.close()
+        raise
+    if held is None:
+        return cfg
+    held.rewind()
+    return dataclasses.replace(cfg, held_input=held)

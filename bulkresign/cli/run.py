@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import shlex
 import sys
@@ -165,7 +166,13 @@ def handle(args: argparse.Namespace) -> int:
     )
     check_report_path(args.report, cfg)
     check_log_file(records.log)
-    check_head(cfg)
+    cfg = check_head(cfg)
+    with contextlib.closing(cfg.held_input) if cfg.held_input else contextlib.nullcontext():
+        return _run(cfg, args, records)
+
+
+def _run(cfg: JobConfig, args: argparse.Namespace, records: Records) -> int:
+    """Confirm, run or resume the checked job, and map how it ended to an exit code."""
     if args.plan_sha256 is None and (reviewed := recorded_plan(cfg.state)) is not None:
         # The run began guarded by a reviewed plan: its resumes are held to the same one.
         args.plan_sha256 = reviewed

@@ -11,8 +11,11 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bulkresign.errors import InputError
+from bulkresign.held import HeldStream
 from bulkresign.lines import Lines, LongLine
 from bulkresign.scan import FIRST_CHUNK_LINES
 from bulkresign.source import BLOCK_SIZE, FIRST_BLOCK, InputReader
@@ -194,6 +197,28 @@ class TestStdin:
         """Compressed stdin is inflated like a compressed file."""
         stream = io.BytesIO(gzip.compress(("\n".join(IDS) + "\n").encode()))
         assert drain("-", stdin=stream).accepted == len(IDS)
+
+
+class TestHeldStream:
+    @given(data=st.binary(max_size=300), first=st.integers(0, 300), step=st.integers(1, 64))
+    def test_the_bytes_read_ahead_come_again_then_the_rest(
+        self, data: bytes, first: int, step: int
+    ) -> None:
+        """After a rewind, reads in any size give every byte of the stream once, in order."""
+        held = HeldStream(io.BytesIO(data))
+        assert held.read(first) == data[:first]
+        held.rewind()
+        parts = iter(lambda: held.read(step), b"")
+        assert b"".join(parts) == data
+
+    def test_a_run_reads_a_checked_pipe_from_its_start(self) -> None:
+        """The reader given a held stream after a partial read sees the whole input."""
+        raw = ("\n".join(IDS) + "\n").encode()
+        held = HeldStream(io.BytesIO(raw))
+        assert drain("-", stdin=held).accepted == len(IDS)  # the check's pass
+        held.rewind()
+        stats = drain("-", stdin=held)
+        assert (stats.accepted, stats.sha256) == (len(IDS), hashlib.sha256(raw).hexdigest())
 
 
 class TestNotText:

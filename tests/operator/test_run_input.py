@@ -100,6 +100,40 @@ class TestRefusedBeforeAnything:
         assert records(tmp_path) == []
         assert oracle(server)["requests"] == {}
 
+    @pytest.mark.parametrize("via", ["stdin", "fifo"])
+    @pytest.mark.parametrize(
+        "content",
+        [b"", "\ufeffuser\n".encode("utf-16"), f"{USERS[0]}\n{USERS[1]}\n".encode()],
+        ids=["empty", "utf-16", "csv-without-header"],
+    )
+    def test_a_pipe_with_an_unusable_start_is_refused_before_any_file(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+        content: bytes,
+        via: str,
+    ) -> None:
+        """A pipe is checked like a file before the state file exists: exit 2, one line."""
+        state = tmp_path / "ids.bulkresign"
+        argv = ["--state", str(state), "--format", "csv"]
+        if via == "stdin":
+            source = tmp_path / "ids.csv"
+            source.write_bytes(content)
+            assert from_stdin(monkeypatch, source, run(Path("-"), *argv)) == 2
+        else:
+            fifo = tmp_path / "ids.fifo"
+            os.mkfifo(fifo)
+            writer = threading.Thread(target=fifo.write_bytes, args=(content,), daemon=True)
+            writer.start()
+            assert main(run(fifo, *argv)) == 2
+            writer.join(timeout=10)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in err[0]
+        assert records(tmp_path) == []
+        assert oracle(server)["requests"] == {}
+
     def test_a_missing_input_creates_nothing(self, server: RunningServer, tmp_path: Path) -> None:
         """run on a file that is not there: exit 2, and no ledger, log or journal appears."""
         assert main(run(tmp_path / "missing.txt")) == 2
