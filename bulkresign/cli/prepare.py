@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bulkresign.batching import Ingest
 from bulkresign.cli.options import RANGES, check_endpoint, check_ranges, load_exclude
+from bulkresign.cli.records import wrote_report
 from bulkresign.config import Timeouts, load_credentials, resolve_host
 from bulkresign.digest import file_stamp
 from bulkresign.errors import ConfigError
@@ -63,7 +64,8 @@ def job_config(args: argparse.Namespace, spec: InputSpec) -> JobConfig:
 
 def check_report_path(path: Path | None, cfg: JobConfig) -> None:
     """Refuse, before any call, a --report the run could not write at its end: its folder, and
-    a file there that is not a report of ours (the irreversible run must not end in a refusal)."""
+    a file there that is not a report of ours (the irreversible run must not end in a refusal);
+    and one that is, but another run's (a resume replaces only the report its run wrote)."""
     if path is None:
         return
     if path.is_dir():
@@ -73,6 +75,12 @@ def check_report_path(path: Path | None, cfg: JobConfig) -> None:
         raise ConfigError(f"{path}: cannot write the report there (no such or no writable folder)")
     needed = {**run_files(cfg.state), "input": Path(cfg.spec.path)}
     refuse_replacing(path, needed, REPORT_HEADS)
+    if path.is_file() and path.stat().st_size and not wrote_report(cfg.state, path):
+        # Another run's report is the record of what that run did: never replaced unasked.
+        raise ConfigError(
+            f"{path}: exists, and this run did not write it; name another --report, or move "
+            "that one away first"
+        )
 
 
 def check_head(cfg: JobConfig) -> JobConfig:

@@ -24,7 +24,15 @@ from bulkresign.logs import configure_logging, get_logger
 from bulkresign.models import LineOutcome
 from bulkresign.telemetry import JournalEvents, LogEvents
 
-__all__ = ["ANCHOR_EVERY", "Records", "count_problems", "print_summary", "read_ingest_stats"]
+__all__ = [
+    "ANCHOR_EVERY",
+    "Records",
+    "count_problems",
+    "mark_report",
+    "print_summary",
+    "read_ingest_stats",
+    "wrote_report",
+]
 
 
 #: Seconds between journal anchors: each costs an fsync of the journal; a resumed run verifies
@@ -154,6 +162,34 @@ def problem_counts(state: Path) -> dict[LineOutcome, int] | None:
         return None
     counts = {LineOutcome(o): int(n) for o, n in rows}
     return {o: counts.get(o, 0) for o in (LineOutcome.NOT_FOUND, LineOutcome.FAILED)}
+
+
+#: The ledger's note of the report its run wrote (``run --report``): device and inode.
+REPORT_KEY = "report_file"
+
+
+def mark_report(state: Path, report: Path) -> None:
+    """Note in the state file the report ``run --report`` just wrote: a resume of the run may
+    write over that file, and only that one."""
+    st = report.stat()
+    ledger = Ledger.open(state)
+    try:
+        with ledger.transaction():
+            ledger.set_meta_json(REPORT_KEY, [st.st_dev, st.st_ino])
+    finally:
+        ledger.close()
+
+
+def wrote_report(state: Path, report: Path) -> bool:
+    """Whether ``report`` is the very file an earlier run on ``state`` wrote as its report."""
+    if not state.is_file():
+        return False
+    rows = _query(state, "SELECT value FROM meta WHERE key = 'report_file'")  # REPORT_KEY
+    try:
+        st = report.stat()
+    except OSError:
+        return False
+    return rows is not None and any(orjson.loads(v) == [st.st_dev, st.st_ino] for (v,) in rows)
 
 
 def _query(state: Path, sql: str) -> list[tuple[Any, ...]] | None:

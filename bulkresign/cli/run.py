@@ -31,7 +31,13 @@ from bulkresign.cli.options import (
     input_spec_from_args,
 )
 from bulkresign.cli.prepare import check_head, check_report_path, job_config
-from bulkresign.cli.records import Records, count_problems, print_summary, read_ingest_stats
+from bulkresign.cli.records import (
+    Records,
+    count_problems,
+    mark_report,
+    print_summary,
+    read_ingest_stats,
+)
 from bulkresign.errors import BulkResignError, ConfigError, LedgerMismatch
 from bulkresign.job import JobConfig, JobInfo, JobOutcome, run_job
 from bulkresign.limiter import LimiterStats
@@ -269,6 +275,7 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
         return ExitCode.STOPPED
     if args.report is not None:
         write_report(cfg.state, args.report, exclude=cfg.exclude)
+        mark_report(cfg.state, args.report)
         print(f"bulkresign: report written to {args.report}", file=sys.stderr)
     problems = count_problems(cfg.state)  # over every run of the job, not just this one
     if problems is None:  # the state file went away as the run ended: this run's own count

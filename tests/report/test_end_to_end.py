@@ -145,6 +145,25 @@ class TestAfterTheRun:
         assert server.oracle(summary=True)["resign_requests"] == 0
         assert out.read_text() == "my notes\n" and not Path(f"{path}.bulkresign").exists()
 
+    def test_a_report_another_run_wrote_is_refused_before_any_call(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Another run's report is its record: a new run naming it is refused up front, exit 2;
+        the run that wrote it may write it again when run again."""
+        first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+        first.write_text("\n".join(LINES[:10]) + "\n")
+        second.write_text("\n".join(LINES[10:20]) + "\n")
+        out = tmp_path / "report.csv"
+        assert main(run(first, "--report", str(out))) == 0
+        kept = out.read_bytes()
+        sent = server.oracle(summary=True)["resign_requests"]
+        capsys.readouterr()
+        assert main(run(second, "--report", str(out))) == 2
+        assert "this run did not write it" in capsys.readouterr().err
+        assert server.oracle(summary=True)["resign_requests"] == sent
+        assert out.read_bytes() == kept and not Path(f"{second}.bulkresign").exists()
+        assert main(run(first, "--report", str(out))) == 0  # its own: written again
+
     def test_status_of_the_finished_run(
         self, state: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
