@@ -62,8 +62,10 @@ class LineRow:
 class IngestStats:
     """A snapshot of the counts; final once ``done``.
 
-    ``sha256`` is the SHA-256 of the accepted IDs in order, each followed by ``\\n`` (what
-    ``sha256sum`` prints for a file of them); ``input_sha256`` that of the raw input bytes.
+    ``sha256`` (the plan hash) is the SHA-256 of the ID type's name and the accepted IDs in
+    order, each followed by ``\\n``: what ``sha256sum`` prints for a file of them under a first
+    line naming the type (the same values reviewed as usernames must not pass as external IDs).
+    ``input_sha256`` is that of the raw input bytes.
     """
 
     path: str
@@ -136,6 +138,9 @@ class Tally:
     dedup_bytes: int = 0
     done: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.accepted_hash.update(f"{self.id_type.value}\n".encode())  # see IngestStats
 
     def reject(self, line: int, reason: RejectReason) -> None:
         """Count one rejected line."""

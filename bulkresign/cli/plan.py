@@ -1,9 +1,9 @@
 """``bulkresign plan``: read INPUT through the front half, offline, and say what `run` would do.
 
 Prints the counts — lines, accepted, duplicates, rejected (by reason, with the first line
-numbers), skipped, batches — and the SHA-256 of the ordered accepted IDs, which ``run
---plan-sha256`` checks so that what was reviewed is what gets resigned. Exit code 0 when no line
-was rejected, 1 when some were, 2 when the input cannot be used.
+numbers), skipped, batches — and the SHA-256 of the ID type and the ordered accepted IDs, which
+``run --plan-sha256`` checks so that what was reviewed is what gets resigned. Exit code 0 when
+no line was rejected, 1 when some were, 2 when the input cannot be used.
 """
 
 from __future__ import annotations

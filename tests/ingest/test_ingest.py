@@ -199,14 +199,13 @@ class TestStats:
         stats = drain(write(messy(IDS)))
         assert accounted(stats) and stats.done
 
-    def test_sha256_is_of_the_accepted_ids_one_per_line(self, write: Write) -> None:
-        """The plan hash is what sha256sum prints for the accepted IDs, one per line."""
+    def test_sha256_is_of_the_id_type_and_the_accepted_ids_one_per_line(self, write: Write) -> None:
+        """The plan hash is what sha256sum prints for the ID type and the accepted IDs, one per
+        line."""
         path = write(messy(IDS))
         ids = [i for b in batches(path) for i in b.ids]
-        assert (
-            drain(path).sha256
-            == hashlib.sha256("".join(f"{i}\n" for i in ids).encode()).hexdigest()
-        )
+        lines = "".join(f"{i}\n" for i in ["user_id", *ids])
+        assert drain(path).sha256 == hashlib.sha256(lines.encode()).hexdigest()
 
     def test_input_digest_is_the_file_hash(self, write: Write) -> None:
         """input_digest() is the SHA-256 of the raw input (the ledger binds a run to it)."""

@@ -314,6 +314,22 @@ class TestGuards:
         assert main(run(ids_file, "--yes", "--plan-sha256", digest)) == 1
         assert resigned(server) == 300
 
+    def test_a_plan_of_another_id_type_is_refused(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Values reviewed as external IDs do not pass as usernames: the hash covers the type."""
+        path = tmp_path / "staff.txt"
+        path.write_text("".join(f"emp{i}\n" for i in range(100)))
+        assert main(["plan", str(path), "--json", "--id-type", "external_id"]) == 0
+        digest = json.loads(capsys.readouterr().out)["sha256"]
+        guard = ["--yes", "--plan-sha256", digest]
+        assert main(run(path, "--id-type", "username", *guard)) == 2
+        assert "other options" in capsys.readouterr().err
+        assert server.oracle(summary=True)["requests"] == {}
+
     def test_a_plan_with_the_same_exclude_list_gives_the_hash_run_checks(
         self,
         server: RunningServer,
