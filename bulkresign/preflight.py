@@ -7,7 +7,7 @@ structurally unable to resign anyone; the tests also check that the emulator saw
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from bulkresign.client import GenAuthReader
@@ -54,8 +54,13 @@ async def preflight(
     batches: Iterator[Batch],
     *,
     rate: float,
+    on_unknown: Callable[[int, str], None] | None = None,
 ) -> Preflight:
-    """Read every planned ID back, batch by batch, at most ``rate`` calls a second."""
+    """Read every planned ID back, batch by batch, at most ``rate`` calls a second.
+
+    ``on_unknown`` is called with the line and ID of every unknown ID, in input order (the
+    result keeps only the first :data:`KEEP_UNKNOWN`).
+    """
     limiter = RateLimiter(rate)
     retry = RetryPolicy()
     rng = random.Random()
@@ -69,10 +74,13 @@ async def preflight(
         unknown += len(found.absent)
         resigned += len(found.resigned)
         active += len(found.pending)
-        if found.absent and len(listed) < KEEP_UNKNOWN:
+        if found.absent and (on_unknown is not None or len(listed) < KEEP_UNKNOWN):
             absent = set(found.absent)
-            listed += [(n, i) for i, n in zip(batch.ids, batch.lines, strict=True) if i in absent]
-            del listed[KEEP_UNKNOWN:]
+            rows = [(n, i) for i, n in zip(batch.ids, batch.lines, strict=True) if i in absent]
+            if on_unknown is not None:
+                for line, i in rows:
+                    on_unknown(line, i)
+            listed += rows[: KEEP_UNKNOWN - len(listed)]
     # Every read call, the halving of a group the server refused for an unknown ID included.
     calls = reader.stats.total_calls
     return Preflight(unknown, resigned, active, calls, pool, tuple(listed))

@@ -38,6 +38,8 @@ __all__ = ["register", "render"]
 
 #: The rejects file's CSV header: a file that starts so is one ``plan`` wrote, and may be replaced.
 _REJECTS_HEADER = b"line,reason,value"
+#: The rejects file's reason for an ID a preflight found unknown to the userpool.
+UNKNOWN = "unknown"
 #: A cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -56,7 +58,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--rejects",
         type=Path,
         metavar="FILE",
-        help="write every rejected line to FILE (CSV: line,reason,value; mode 0600)",
+        help="write every rejected line to FILE (CSV: line,reason,value; mode 0600), and with "
+        "--preflight every unknown ID after them (reason unknown)",
     )
     p.add_argument(
         "--exclude",
@@ -86,6 +89,7 @@ def handle(args: argparse.Namespace) -> int:
         refuse_replacing(args.rejects, run_files(state) if state else {}, (_REJECTS_HEADER,))
     with contextlib.ExitStack() as stack:
         on_reject: Callable[[Reject], None] | None = None
+        on_unknown: Callable[[int, str], None] | None = None
         if args.rejects is not None:
             out = stack.enter_context(cast("IO[str]", open_private(args.rejects, "w")))
             writer = csv.writer(out)
@@ -94,17 +98,20 @@ def handle(args: argparse.Namespace) -> int:
             def on_reject(reject: Reject) -> None:
                 writer.writerow([reject.line, reject.reason.value, _cell(reject.value)])
 
+            def on_unknown(line: int, value: str) -> None:
+                writer.writerow([line, UNKNOWN, _cell(value)])
+
         exclude = load_exclude(args.exclude, spec) if args.exclude else frozenset()
         stats = Ingest(spec, exclude=exclude, on_reject=on_reject).drain()
-    report = stats.as_dict()
-    lines = [render(stats, spec.batch_size)]
-    if args.preflight:
-        # Only a preflight loads the HTTP client; a plain plan stays offline by construction.
-        from bulkresign.cli.preflight import render_preflight, run_preflight
+        report = stats.as_dict()
+        lines = [render(stats, spec.batch_size)]
+        if args.preflight:
+            # Only a preflight loads the HTTP client; a plain plan stays offline by construction.
+            from bulkresign.cli.preflight import render_preflight, run_preflight
 
-        found = run_preflight(args, spec, exclude)
-        report["preflight"] = found.as_dict()
-        lines.append(render_preflight(found))
+            found = run_preflight(args, spec, exclude, on_unknown)
+            report["preflight"] = found.as_dict()
+            lines.append(render_preflight(found))
     print(orjson.dumps(report).decode() if args.json else "\n".join(lines))
     return ExitCode.PROBLEMS if stats.rejected else ExitCode.OK
 
@@ -136,7 +143,7 @@ def render(stats: IngestStats, batch_size: int) -> str:
     if stats.excluded:
         rows.append(f"  excluded    {stats.excluded:,}")
     rows += [
-        f"  sha256      {stats.sha256}  (accepted IDs in order, one per line)",
+        f"  sha256      {stats.sha256}  (the ID type, then the accepted IDs, one per line)",
         f"  input       {stats.bytes_read:,} bytes, sha256 {stats.input_sha256}",
     ]
     return "\n".join(rows)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 
 import anyio
 
@@ -22,7 +23,10 @@ __all__ = ["render_preflight", "run_preflight"]
 
 
 def run_preflight(
-    args: argparse.Namespace, spec: InputSpec, exclude: frozenset[str] = frozenset()
+    args: argparse.Namespace,
+    spec: InputSpec,
+    exclude: frozenset[str] = frozenset(),
+    on_unknown: Callable[[int, str], None] | None = None,
 ) -> Preflight:
     """Read every planned ID back through the read-only client; return the counts."""
     host = resolve_host(args.host, os.environ)
@@ -33,7 +37,12 @@ def run_preflight(
         async with GenAuthReader(host, credentials, timeouts=timeouts, ca_file=args.ca_file) as r:
             batches = Ingest(spec, exclude=exclude).batches()
             return await preflight(
-                r, Endpoint(args.endpoint), spec.id_type, batches, rate=args.rate
+                r,
+                Endpoint(args.endpoint),
+                spec.id_type,
+                batches,
+                rate=args.rate,
+                on_unknown=on_unknown,
             )
 
     return anyio.run(go)
@@ -56,5 +65,8 @@ def render_preflight(found: Preflight) -> str:
         lines.append("  unknown to the userpool (line: ID), to remove before the run:")
         lines += [f"    {line}: {printable(i)}" for line, i in found.unknown_ids[:SHOWN]]
         if more:
-            lines.append(f"    … and {more:,} more (--json lists the first {KEEP_UNKNOWN:,})")
+            lines.append(
+                f"    … and {more:,} more (--rejects FILE lists them all, --json the first "
+                f"{KEEP_UNKNOWN:,})"
+            )
     return "\n".join(lines)

@@ -732,6 +732,26 @@ class TestPreflight:
             {"line": 302, "id": "e" * 24},
         ]
 
+    def test_the_rejects_file_lists_every_unknown_id_after_the_rejected_lines(
+        self,
+        server: RunningServer,
+        ids_file: Path,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """--rejects with --preflight holds every unknown ID (reason unknown), past the few
+        --json keeps."""
+        monkeypatch.setattr("bulkresign.preflight.KEEP_UNKNOWN", 1)
+        rejects = tmp_path / "rejects.csv"
+        assert main(["plan", str(ids_file), "--preflight", "--rejects", str(rejects)]) == 1
+        rows = rejects.read_text().splitlines()
+        assert rows[0] == "line,reason,value" and rows[1] == "304,invalid_user_id,junk"
+        assert rows[2:] == [f"301,unknown,{'f' * 24}", f"302,unknown,{'e' * 24}"]
+        capsys.readouterr()
+        assert main(["plan", str(ids_file), "--preflight", "--json"]) == 1
+        assert len(json.loads(capsys.readouterr().out)["preflight"]["unknown_ids"]) == 1
+
     def test_the_read_only_client_has_no_resign_method(self) -> None:
         """plan's client is structurally unable to resign anyone."""
         assert not hasattr(GenAuthReader, "resign_batch")
