@@ -218,7 +218,7 @@ class TestHeldStream:
         assert drain("-", stdin=held).accepted == len(IDS)  # the check's pass
         held.rewind()
         stats = drain("-", stdin=held)
-        assert (stats.accepted, stats.sha256) == (len(IDS), hashlib.sha256(raw).hexdigest())
+        assert (stats.accepted, stats.input_sha256) == (len(IDS), hashlib.sha256(raw).hexdigest())
 
 
 class TestNotText:
