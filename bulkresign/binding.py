@@ -25,6 +25,7 @@ from bulkresign.digest import FileStamp, hash_file
 from bulkresign.errors import ConfigError, InputError, LedgerError
 from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger
+from bulkresign.models import BatchState
 from bulkresign.records import handed_to
 from bulkresign.sqlfile import RunLock
 
@@ -75,6 +76,17 @@ def hand_off(state: Path, *, abandon: bool, to: str) -> Iterator[None]:
                     "--abandon-run to hand them to another run and close this one for good"
                 )
             closing = not finished and handed_to(meta) is None
+            counts = ledger.state_counts()
+            doubt = counts.get(BatchState.SENDING, 0) + counts.get(BatchState.IN_DOUBT, 0)
+            if closing and doubt:
+                # Their calls may have been applied: only this run's read-back can tell, and a
+                # closed run never reads back, so they would stay in doubt for good.
+                raise ConfigError(
+                    f"{state}: {doubt:,} batches of this run are in doubt (their calls may have "
+                    "been applied); only this run settles them: resume it (the same `bulkresign "
+                    "run` command: it reads them back first) and stop it with Ctrl-C, which "
+                    "lets the calls in flight finish, then hand off what is left"
+                )
             if closing:
                 with ledger.transaction():
                     ledger.set_meta_json("abandoned", {"to": to, "at": time.time()})

@@ -98,6 +98,11 @@ def handle(args: argparse.Namespace) -> int:
         )
     # Unprocessed rows exported for another run must never also be sent by this one.
     handing_off = outcomes is not None and LineOutcome.UNPROCESSED in outcomes
+    if handing_off and outcomes is not None and LineOutcome.IN_DOUBT in outcomes:
+        raise ConfigError(
+            "--outcome: in_doubt rows may have been resigned already, so they never go into a "
+            "hand-off with unprocessed ones; report them on their own, to look at"
+        )
     if args.abandon_run and not handing_off:
         raise ConfigError(
             "--abandon-run hands a run's unprocessed rows over: it goes with --outcome "

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +314,31 @@ class TestRerun:
         assert all(status_of(server, user) == "Resigned" for user in pending)
         assert main(run(path)) == 2  # the abandoned run cannot be resumed
         assert max(server.oracle()["resign_counts"].values()) == 1  # type: ignore[union-attr]
+
+    @pytest.mark.timeout(120)
+    def test_a_run_with_batches_in_doubt_is_not_abandoned(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Killed with a batch in doubt: --abandon-run is refused (a closed run never reads it
+        back), and so is a hand-off holding in_doubt rows; the resume settles it, once each."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(KNOWN) + "\n")
+        env = {**os.environ, "BULKRESIGN_CRASH_AT": "after_send_before_commit"}
+        argv = [sys.executable, "-m", "bulkresign", *run(path, "--concurrency", "1")]
+        killed = subprocess.run(argv, env=env, capture_output=True, timeout=60)
+        assert killed.returncode == -signal.SIGKILL
+        state = Path(f"{path}.bulkresign")
+        out = tmp_path / "handoff.csv"
+        report = ["report", "--state", str(state), "--output", str(out), "--abandon-run"]
+        capsys.readouterr()
+        assert main([*report, "--outcome", "unprocessed"]) == 2
+        assert "in doubt" in capsys.readouterr().err
+        assert main([*report, "--outcome", "unprocessed,in_doubt"]) == 2
+        assert "never go into a hand-off" in capsys.readouterr().err
+        assert not out.exists() and not Ledger.open(state).meta().get("abandoned")
+        assert main(run(path)) == 0
+        counts = server.oracle()["resign_counts"]
+        assert len(counts) == len(KNOWN) and max(counts.values()) == 1  # type: ignore[union-attr]
 
     def test_abandon_run_without_unprocessed_rows_is_refused(
         self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
