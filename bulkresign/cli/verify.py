@@ -16,10 +16,11 @@ import anyio
 from bulkresign.cli import ExitCode
 from bulkresign.cli.options import RANGES, add_connection_options, check_ranges
 from bulkresign.cli.run import DEFAULT_RATE
+from bulkresign.cli.status import run_status
 from bulkresign.config import HOST_ENV, Timeouts, load_credentials, resolve_host
 from bulkresign.errors import ConfigError
 from bulkresign.ledger import Ledger
-from bulkresign.models import UserStatus
+from bulkresign.models import LineOutcome, UserStatus
 from bulkresign.validate import printable
 from bulkresign.verify import Discrepancy, Finding, verify_ledger
 
@@ -90,6 +91,7 @@ def handle(args: argparse.Namespace) -> int:
     ledger = Ledger.open(args.state)
     try:
         recorded = ledger.meta().get("host", "")
+        run = run_status(ledger)
     finally:
         ledger.close()
     host = verify_host(args.host, recorded, os.environ)
@@ -119,4 +121,12 @@ def handle(args: argparse.Namespace) -> int:
         f"{found[Finding.NOT_FOUND]:,} not found"
         + (f", {unreadable:,} cannot be read back" if unreadable else "")
     )
+    if not run.finished:
+        # Only IDs reported resigned are read back: the rest must not pass for verified.
+        doubt, unsent = run.ids[LineOutcome.IN_DOUBT], run.ids[LineOutcome.UNPROCESSED]
+        print(
+            f"bulkresign verify: the run is {run.status}, not finished: {doubt:,} IDs in doubt "
+            f"and {unsent:,} unprocessed (and any not read from the input yet) were not checked"
+            + ("; resume the run to settle them" if run.status == "resumable" else "")
+        )
     return ExitCode.OK if result.ok else ExitCode.PROBLEMS

@@ -320,7 +320,8 @@ class TestRerun:
         self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         """Killed with a batch in doubt: --abandon-run is refused (a closed run never reads it
-        back), and so is a hand-off holding in_doubt rows; the resume settles it, once each."""
+        back), and so is a hand-off holding in_doubt rows; verify says what it did not check;
+        the resume settles it, once each."""
         path = tmp_path / "ids.txt"
         path.write_text("\n".join(KNOWN) + "\n")
         env = {**os.environ, "BULKRESIGN_CRASH_AT": "after_send_before_commit"}
@@ -336,6 +337,9 @@ class TestRerun:
         assert main([*report, "--outcome", "unprocessed,in_doubt"]) == 2
         assert "never go into a hand-off" in capsys.readouterr().err
         assert not out.exists() and not Ledger.open(state).meta().get("abandoned")
+        assert main(["verify", "--state", str(state)]) == 0
+        said = capsys.readouterr().out
+        assert "the run is resumable, not finished: 120 IDs in doubt" in said
         assert main(run(path)) == 0
         counts = server.oracle()["resign_counts"]
         assert len(counts) == len(KNOWN) and max(counts.values()) == 1  # type: ignore[union-attr]
