@@ -6,6 +6,7 @@ the same spec and the same bytes re-creates exactly the same batches.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -45,7 +46,8 @@ class InputSpec:
     """The input and every option that changes which IDs it yields.
 
     Args:
-        path: the file to read, or ``"-"`` for standard input; gzip is detected by magic bytes.
+        path: the file to read (a ``str``; a ``Path`` is taken as its string), or ``"-"`` for
+            standard input; gzip is detected by magic bytes.
         id_type: which field of the user the IDs name; chooses the validation rules.
         format: ``auto`` picks by extension, then by content.
         column: CSV/TSV column, by header name or by 1-based index (``int``).
@@ -70,6 +72,7 @@ class InputSpec:
     max_line_bytes: int | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "path", os.fspath(self.path))  # a Path from a library caller
         try:  # callers may pass the plain strings the CLI and the ledger use
             object.__setattr__(self, "id_type", IdType(self.id_type))
             object.__setattr__(self, "format", Format(self.format))

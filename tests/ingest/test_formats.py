@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bulkresign.batching import Ingest
 from bulkresign.errors import ConfigError, InputError
-from bulkresign.inputspec import Format
+from bulkresign.inputspec import Format, InputSpec
 from bulkresign.models import IdType
 from tests.ingest.helpers import Write, accounted, batches, drain, ingest, object_ids
 
@@ -275,3 +276,10 @@ class TestAuto:
         """--field on a CSV is a contradiction, refused before reading."""
         with pytest.raises(ConfigError, match="--field applies to JSONL"):
             drain(write("id\n1\n", "u.csv"), field="id")
+
+    def test_a_path_object_is_taken_as_its_string(self, write: Write) -> None:
+        """InputSpec(Path(...)) from a library caller reads as InputSpec(str(...)) does."""
+        path = write("a@b.co\n", "ids.txt")
+        spec = InputSpec(path, id_type=IdType.EMAIL)  # type: ignore[arg-type]
+        assert spec.path == str(path)
+        assert Ingest(spec).drain().accepted == 1
