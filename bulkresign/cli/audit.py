@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "verify",
         help="check the journal's hash chain (exit 0 intact, 1 tampered)",
         description="Check every line of FILE against the hash chain. Prints 'OK: N entries, "
-        "chain intact' and exits 0, or 'TAMPERED: line L: reason' and exits 1.",
+        "chain intact, head SHA256' and exits 0 (store the head elsewhere: --head then also "
+        "detects lines cut from the end), or 'TAMPERED: line L: reason' and exits 1.",
     )
     v.add_argument("file", type=Path, metavar="FILE", help="the audit journal (JSONL)")
     v.add_argument(
@@ -70,7 +71,7 @@ def handle_verify(args: argparse.Namespace) -> int:
         # or was emptied, which only the ledger's anchor (--state) can tell.
         raise ConfigError(f"{args.file}: empty, not an audit journal (--state tells if it was one)")
     if result.ok:
-        print(f"OK: {result.entries} entries, chain intact")
+        print(f"OK: {result.entries} entries, chain intact, head {result.head}")
         return ExitCode.OK
     print(f"TAMPERED: line {result.first_bad_line}: {result.reason}")
     return ExitCode.PROBLEMS

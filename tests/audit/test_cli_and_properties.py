@@ -21,9 +21,11 @@ class TestVerifyCommand:
     def test_intact_journal_exits_0(
         self, written: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """An intact journal prints OK with its entry count."""
+        """An intact journal prints OK with its entry count and its head, which --head takes."""
         assert main(["audit", "verify", str(written)]) == 0
-        assert capsys.readouterr().out == "OK: 5 entries, chain intact\n"
+        head = hashlib.sha256(written.read_bytes().splitlines()[-1]).hexdigest()
+        assert capsys.readouterr().out == f"OK: 5 entries, chain intact, head {head}\n"
+        assert main(["audit", "verify", str(written), "--head", head]) == 0
 
     def test_tampered_journal_exits_1(
         self, written: Path, capsys: pytest.CaptureFixture[str]
