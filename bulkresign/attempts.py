@@ -249,7 +249,10 @@ class BatchJob:
     async def _isolate(self, ids: tuple[str, ...], error: Rejected) -> list[tuple[str, ...]] | None:
         """Split a rejected group so the IDs the server refuses end up alone."""
         not_found = error.api_code == USER_NOT_FOUND
-        if len(ids) == 1 and not not_found:
+        if len(ids) == 1 and not not_found and self.used_read_back:
+            # A read-back of this batch found it still to resign: the refusal is about it alone.
+            # A batch of one ID never read back is read back first, as a group is: the server
+            # may refuse a user it has already resigned.
             self._record([failed_row(ids[0], error)])
             return []
         with self.d.reviewing():

@@ -118,6 +118,26 @@ class TestRejections:
         assert rec.outcomes[ids[17]].outcome is LineOutcome.FAILED
         assert rec.outcomes[ids[17]].api_code == 9999
 
+    async def test_a_lone_refused_id_is_read_back_first(self, harness: Harness) -> None:
+        """A batch of one ID the server refuses because it resigned it already is read back and
+        recorded resigned, as it would be in a group (it was failed unread)."""
+        ids = make_ids(1)
+        server = FakeServer(set(ids), refuse=frozenset(ids))
+        server.applied[ids[0]] = 1  # resigned before the run, and refused again
+        result = await harness.run(server, make_batches(ids))
+        assert result.finished and server.read_calls == 1
+        rec = harness.ledger().batch(0)
+        assert rec is not None and rec.outcomes[ids[0]].outcome is LineOutcome.RESIGNED
+
+    async def test_an_isolated_refused_id_is_not_read_back_again(self, harness: Harness) -> None:
+        """Halved down to the refused ID, it is failed on the group's read-back alone."""
+        ids = make_ids(2)
+        server = FakeServer(set(ids), refuse=frozenset({ids[1]}))
+        result = await harness.run(server, make_batches(ids))
+        assert result.finished and server.read_calls == 1
+        rec = harness.ledger().batch(0)
+        assert rec is not None and rec.outcomes[ids[1]].outcome is LineOutcome.FAILED
+
 
 class TestDoubt:
     @pytest.mark.parametrize("fault", ["error_after", "reset_after"])
