@@ -228,8 +228,13 @@ class BatchJob:
         if d.breaker.is_open:
             d.stop(d.breaker.reason or "circuit breaker open")
 
-    async def _read_back(self, ids: tuple[str, ...], *, why: str) -> ReadBack | None:
-        """Read ``ids`` back, record the resigned and unknown ones; ``None`` if the run stops."""
+    async def _read_back(
+        self, ids: tuple[str, ...], *, why: str, refused: int | None = None
+    ) -> ReadBack | None:
+        """Read ``ids`` back, record the resigned and unknown ones; ``None`` if the run stops.
+
+        ``refused``: the apiCode of the call that refused ``ids``, which the unknown ones keep.
+        """
         d = self.d
         self.used_read_back = True
         d.stats.readbacks += 1
@@ -241,7 +246,7 @@ class BatchJob:
             return None
         crash_point("after_readback_before_commit")
         rows = resigned_rows(found.resigned, None, f"read back Resigned ({why})")
-        rows += absent_rows(found.absent)
+        rows += absent_rows(found.absent, refused)
         d.stats.resigned_by_readback += len(found.resigned)
         self._record(rows, state=BatchState.PENDING)
         return found
@@ -256,7 +261,8 @@ class BatchJob:
             self._record([failed_row(ids[0], error)])
             return []
         with self.d.reviewing():
-            found = await self._read_back(ids, why=f"rejected {error.status_code}/{error.api_code}")
+            why = f"rejected {error.status_code}/{error.api_code}"
+            found = await self._read_back(ids, why=why, refused=error.api_code)
         if found is None:
             return None
         failed, groups = split_rejected(ids, found.pending, not_found=not_found)

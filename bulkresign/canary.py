@@ -22,7 +22,6 @@ from bulkresign.errors import ApiError, InputError
 from bulkresign.ledger import BatchRecord, IdOutcome, Ledger
 from bulkresign.models import Batch, BatchState, LineOutcome
 from bulkresign.pipeline import RunResult
-from bulkresign.reconcile import USER_NOT_FOUND
 
 __all__ = ["CANARY_KEY", "STOP_PREFIX", "finish_canary", "mark_canary_told", "run_canary"]
 
@@ -195,9 +194,7 @@ async def _read_back(d: Dispatcher, head: list[Batch]) -> None:
         unknown += [line[i] for i in found.absent]
         not_resigned += [line[i] for i in found.pending]
         if found.absent:
-            rows = [
-                IdOutcome(i, LineOutcome.NOT_FOUND, USER_NOT_FOUND, _UNKNOWN) for i in found.absent
-            ]
+            rows = [IdOutcome(i, LineOutcome.NOT_FOUND, None, _UNKNOWN) for i in found.absent]
             await d.checkpoint.write(_recorder(batch.seq, rows))
             d.stats.resigned -= len(rows)
             d.stats.not_found += len(rows)

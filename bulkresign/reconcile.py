@@ -104,11 +104,11 @@ def resigned_rows(ids: Sequence[str], request_id: str | None, why: str) -> list[
     return [IdOutcome(i, LineOutcome.RESIGNED, None, why, request_id) for i in ids]
 
 
-def absent_rows(ids: Sequence[str]) -> list[IdOutcome]:
-    """Per-ID rows for ``ids`` a read-back did not find."""
+def absent_rows(ids: Sequence[str], api_code: int | None = None) -> list[IdOutcome]:
+    """Per-ID rows for ``ids`` a read-back did not find; ``api_code`` is the code of the call
+    that refused them, if one did (a read-back after a call in doubt has none to give)."""
     return [
-        IdOutcome(i, LineOutcome.NOT_FOUND, USER_NOT_FOUND, "user not found (read back)")
-        for i in ids
+        IdOutcome(i, LineOutcome.NOT_FOUND, api_code, "user not found (read back)") for i in ids
     ]
 
 

@@ -80,8 +80,9 @@ class TestRows:
     def test_rows_say_why(self) -> None:
         """Resigned, absent and failed rows carry the outcome, code and request ID."""
         assert resigned_rows(["a"], "r1", "partial send")[0].outcome is LineOutcome.RESIGNED
-        absent = absent_rows(["b"])[0]
+        absent = absent_rows(["b"], USER_NOT_FOUND)[0]
         assert (absent.outcome, absent.api_code) == (LineOutcome.NOT_FOUND, USER_NOT_FOUND)
+        assert absent_rows(["b"])[0].api_code is None  # no call refused it: no code invented
         error = Rejected("bad", status_code=400, api_code=1234, request_id="r2")
         row = failed_row("c", error)
         assert (row.outcome, row.api_code, row.request_id) == (LineOutcome.FAILED, 1234, "r2")
