@@ -25,8 +25,15 @@ from typing import Self, cast
 import orjson
 
 from bulkresign._version import __version__
-from bulkresign.chain import GENESIS, JournalAnchor, VerifyResult, seal, verify_journal
-from bulkresign.errors import LedgerError
+from bulkresign.chain import (
+    GENESIS,
+    JournalAnchor,
+    VerifyResult,
+    holds_entries,
+    seal,
+    verify_journal,
+)
+from bulkresign.errors import ConfigError, LedgerError
 from bulkresign.files import PRIVATE_MODE, check_private
 from bulkresign.redact import redact
 
@@ -36,6 +43,7 @@ __all__ = [
     "AuditJournal",
     "JournalAnchor",
     "VerifyResult",
+    "check_journal_file",
     "verify_journal",
 ]
 
@@ -220,3 +228,19 @@ class AuditJournal:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def check_journal_file(path: Path) -> None:
+    """Refuse, before anything is created, a ``--journal`` that is a symbolic link, a folder, or
+    a file with content but no journal entry: a run would refuse it only after creating its state
+    file and log."""
+    if path.is_symlink():
+        raise ConfigError(f"{path}: a symbolic link; name the file itself")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; --journal names a file")
+    try:
+        if not path.is_file() or path.stat().st_size == 0 or holds_entries(path):
+            return
+    except OSError:
+        return  # unreadable: opening it will say why
+    raise ConfigError(f"{path}: exists and is not an audit journal; name another --journal")

@@ -38,7 +38,15 @@ import orjson
 
 from bulkresign.errors import InputError
 
-__all__ = ["ANCHOR_KEY", "GENESIS", "JournalAnchor", "VerifyResult", "seal", "verify_journal"]
+__all__ = [
+    "ANCHOR_KEY",
+    "GENESIS",
+    "JournalAnchor",
+    "VerifyResult",
+    "holds_entries",
+    "seal",
+    "verify_journal",
+]
 
 #: The ``prev`` of the first line.
 GENESIS = "0" * 64
@@ -176,6 +184,14 @@ def verify_journal(
 
 
 _NOT_AT_HEAD = "journal does not end at the given head"
+
+
+def holds_entries(path: Path) -> bool:
+    """Whether ``path`` holds a sealed entry: its first line, as a journal's is, or any line (a
+    journal whose first line was edited is still one, tampered)."""
+    with path.open("rb") as f:
+        first = f.readline(_MAX_LINE + 1)
+    return bool(_HASH_SUFFIX.search(first.rstrip(b"\n"))) or _any_sealed(path)
 
 
 def _any_sealed(path: Path) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import anyio
 
+from bulkresign.audit import check_journal_file
 from bulkresign.binding import recorded_plan
 from bulkresign.canary import STOP_PREFIX, mark_canary_told
 from bulkresign.cli import (
@@ -172,6 +173,7 @@ def handle(args: argparse.Namespace) -> int:
     )
     check_report_path(args.report, cfg)
     check_log_file(records.log)
+    check_journal_file(records.journal)
     cfg = check_head(cfg)
     with contextlib.closing(cfg.held_input) if cfg.held_input else contextlib.nullcontext():
         return _run(cfg, args, records)

@@ -134,6 +134,19 @@ class TestRefusedBeforeAnything:
         assert records(tmp_path) == []
         assert oracle(server)["requests"] == {}
 
+    def test_a_journal_that_is_not_one_is_refused_before_any_file(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--journal naming someone's file: exit 2, one line, no state file or log (both were
+        left behind), the file unchanged."""
+        path = tmp_path / "ids.txt"
+        path.write_text(f"{USERS[0]}\n")
+        notes = tmp_path / "notes.jsonl"
+        notes.write_text('{"a": 1}\n')
+        assert main(run(path, "--journal", str(notes))) == 2
+        assert "is not an audit journal" in capsys.readouterr().err
+        assert records(tmp_path) == [] and notes.read_text() == '{"a": 1}\n'
+
     def test_a_missing_input_creates_nothing(self, server: RunningServer, tmp_path: Path) -> None:
         """run on a file that is not there: exit 2, and no ledger, log or journal appears."""
         assert main(run(tmp_path / "missing.txt")) == 2
