@@ -73,10 +73,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="QPS",
         help="calls per sliding second per userpool, 1 or more; 0 = unlimited (default 300)",
     )
-    p.add_argument("--latency-ms", type=float, default=0.0, metavar="MS")
-    p.add_argument("--latency-jitter-ms", type=float, default=0.0, metavar="MS")
     p.add_argument(
-        "--unknown-ids", choices=[u.value for u in UnknownIds], default=UnknownIds.FAIL_BATCH.value
+        "--latency-ms", type=float, default=0.0, metavar="MS", help="added to every answer (0)"
+    )
+    p.add_argument(
+        "--latency-jitter-ms",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="the latency is uniform in MS either side of --latency-ms (0)",
+    )
+    p.add_argument(
+        "--unknown-ids",
+        choices=[u.value for u in UnknownIds],
+        default=UnknownIds.FAIL_BATCH.value,
+        help="a resign call naming an unknown ID: refuse it whole with 404/2004 (default), or "
+        "resign the others and answer success",
     )
     p.add_argument(
         "--unknown-reads",
@@ -85,20 +97,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="a read-back naming an unknown ID: omit it (default), or fail with 404/2004",
     )
     p.add_argument(
-        "--re-resign", choices=[r.value for r in ReResign], default=ReResign.SUCCESS.value
+        "--re-resign",
+        choices=[r.value for r in ReResign],
+        default=ReResign.SUCCESS.value,
+        help="a resign call naming a user resigned already: answer success (default), or "
+        "refuse it whole with 422",
     )
     for name, what in (
         ("error-before", "502/503 before applying a resign call"),
         ("error-after", "500/502 after applying a resign call"),
         ("reset-after", "TCP reset after applying a resign call"),
-        ("stall-after", "hold the answer to an applied resign call"),
+        ("stall-after", "held answer (--stall-seconds) to an applied resign call"),
         ("read-error", "502/503 answering a read-back call"),
     ):
         p.add_argument(
             f"--{name}", type=float, default=0.0, metavar="P", help=f"probability of a {what}"
         )
-    p.add_argument("--stall-seconds", type=float, default=30.0, metavar="S")
-    p.add_argument("--token-ttl", type=float, default=7200.0, metavar="S")
+    p.add_argument(
+        "--stall-seconds", type=float, default=30.0, metavar="S", help="how long (default 30)"
+    )
+    p.add_argument(
+        "--token-ttl",
+        type=float,
+        default=7200.0,
+        metavar="S",
+        help="seconds a management token lives (default 7200, as the API's)",
+    )
     p.add_argument("--retry-after", type=float, metavar="S", help="send Retry-After with 429s")
     p.add_argument("--seed", type=int, default=0, help="seed of the fault and jitter draws")
     p.add_argument(

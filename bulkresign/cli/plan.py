@@ -72,8 +72,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="also read every planned ID back (read-only): unknown, already resigned, active",
     )
-    p.add_argument("--endpoint", choices=["public-account", "user"], default="public-account")
-    p.add_argument("--rate", type=float, default=100.0, help="read-back calls per second")
+    p.add_argument(
+        "--endpoint",
+        choices=["public-account", "user"],
+        default="public-account",
+        help="the API the run will use, whose read-back --preflight uses (default public-account)",
+    )
+    p.add_argument(
+        "--rate", type=float, default=100.0, help="read-back calls per second (default 100)"
+    )
     add_connection_options(p)
     p.set_defaults(func=handle)
 
