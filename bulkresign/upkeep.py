@@ -50,16 +50,18 @@ async def settle(dispatcher: Dispatcher) -> None:
 
 
 async def watch_signals(dispatcher: Dispatcher, scope: anyio.CancelScope, grace: float) -> None:
-    """The first SIGINT/SIGTERM stops the run and gives what is in flight ``grace`` seconds; a
-    second cancels ``scope`` at once.
+    """The first SIGINT/SIGTERM/SIGHUP stops the run and gives what is in flight ``grace``
+    seconds; a second cancels ``scope`` at once. A hangup is the terminal going away: the run
+    stops as it would on SIGTERM, instead of dying with requests in doubt.
 
-    Closing the receiver resets both signals to Python's defaults, under which a SIGTERM ends
+    Closing the receiver resets the signals to Python's defaults, under which a SIGTERM ends
     the process on the spot and a Ctrl-C raises wherever the loop happens to be: the handlers
-    from before (asyncio's own for Ctrl-C, the command's for SIGTERM) are put back.
+    from before (asyncio's own for Ctrl-C, the command's for SIGTERM and SIGHUP) are put back.
     """
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    before = {s: signal.getsignal(s) for s in watched}
     try:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
+        with anyio.open_signal_receiver(*watched) as received:
             async for signum in received:
                 if (dispatcher.stop_reason or "").startswith("signal"):
                     scope.cancel()  # a second signal: stop now, the next run reads back

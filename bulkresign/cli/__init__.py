@@ -18,8 +18,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from enum import IntEnum
 from types import FrameType
+from typing import TextIO, cast
 
 from bulkresign._version import __version__
+from bulkresign.cli.streams import Forgiving
 from bulkresign.errors import BulkResignError
 
 __all__ = [
@@ -76,6 +78,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+#: The signals that stop a command gracefully besides Ctrl-C's SIGINT.
+_STOPPING = (signal.SIGTERM, signal.SIGHUP)
+
+
 class _Terminated(KeyboardInterrupt):
     """SIGTERM, told like a Ctrl-C until a run installs its own handler."""
 
@@ -107,8 +113,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     if callable(on_sigint) and on_sigint is not signal.default_int_handler:
         on_sigint(signal.SIGINT, frame)  # asyncio's Ctrl-C: cancel the main task, then unwind
         return
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # no graceful path: end as Python would
-    os.kill(os.getpid(), signal.SIGTERM)
+    signal.signal(signum, signal.SIG_DFL)  # no graceful path: end as Python would
+    os.kill(os.getpid(), signum)
 
 
 #: Set once a command's outcome is decided (:func:`settle_outcome`).
@@ -154,7 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     _terminated.clear()
     _settled.clear()
     watched = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if watched else signal.SIG_DFL
+    # A hangup (the terminal closed) stops a command as SIGTERM does, gracefully.
+    previous = {s: signal.signal(s, _terminate) for s in _STOPPING} if watched else {}
+    # What a command says on stderr outlives the reader going away (bulkresign.cli.streams).
+    stderr = sys.stderr
+    sys.stderr = cast(TextIO, Forgiving(stderr))
     code: int = ExitCode.STOPPED
     try:
         # Inside the try: a Ctrl-C while the sub-command's modules load is an interruption too.
@@ -162,6 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(words)
         handler: Handler = args.func
         code = handler(args)
+    except BrokenPipeError:
+        # Whoever read stdout stopped (`| head`): not an error. Point stdout at /dev/null so the
+        # interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = ExitCode.OK
     except KeyboardInterrupt as exc:
         said = "terminated" if isinstance(exc, _Terminated) or _terminated else "interrupted"
         print(f"bulkresign: {said}", file=sys.stderr)
@@ -174,9 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = ExitCode.USAGE
     finally:
         if watched and argv is None:
-            _ignore_signals_at_exit()
-        elif watched:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+            _ignore_signals_at_exit()  # and stderr stays forgiving for the interpreter's exit
+        else:
+            for signum, old in previous.items():
+                signal.signal(signum, signal.SIG_DFL if old is None else old)
+            sys.stderr = stderr
     return code
 
 
@@ -188,7 +205,7 @@ def _ignore_signals_at_exit() -> None:
     with contextlib.suppress(OSError):
         sys.stdout.flush()
         sys.stderr.flush()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in (*_STOPPING, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)
 
 
