@@ -230,17 +230,27 @@ class AuditJournal:
         self.close()
 
 
-def check_journal_file(path: Path) -> None:
-    """Refuse, before anything is created, a ``--journal`` that is a symbolic link, a folder, or
-    a file with content but no journal entry: a run would refuse it only after creating its state
-    file and log."""
+def check_journal_file(path: Path, *, fresh: bool) -> None:
+    """Refuse, before anything is created, a ``--journal`` that is a symbolic link, a folder, a
+    file with content but no journal entry — a run would refuse it only after creating its
+    state file and log — or, for a ``fresh`` run (no state file yet), a journal of an earlier
+    run: its state file is gone, and the calls it records could not be told from new ones."""
     if path.is_symlink():
         raise ConfigError(f"{path}: a symbolic link; name the file itself")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory; --journal names a file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file; --journal names a file")
     try:
-        if not path.is_file() or path.stat().st_size == 0 or holds_entries(path):
+        if not path.is_file() or path.stat().st_size == 0:
             return
+        journal = holds_entries(path)
     except OSError:
         return  # unreadable: opening it will say why
-    raise ConfigError(f"{path}: exists and is not an audit journal; name another --journal")
+    if not journal:
+        raise ConfigError(f"{path}: exists and is not an audit journal; name another --journal")
+    if fresh:
+        raise ConfigError(
+            f"{path}: the audit journal of an earlier run, whose state file is not there: if "
+            "it was moved, give it with --state; if it is lost, the calls this journal records "
+            "cannot be checked, and running again may resign those users twice; to start over "
+            "anyway, name another --journal"
+        )

@@ -40,6 +40,7 @@ from bulkresign.dispatch import Dispatcher, DispatchSettings
 from bulkresign.events import Events, FanOut
 from bulkresign.held import HeldStream
 from bulkresign.inputspec import InputSpec
+from bulkresign.journaled import mark_in_doubt, sent_after
 from bulkresign.ledger import Ledger, Manifest
 from bulkresign.limiter import SEND_AHEAD, LimiterStats, RateLimiter
 from bulkresign.models import Batch, Endpoint
@@ -80,6 +81,9 @@ class JobConfig:
     input_stamp: FileStamp | None = None
     """The input file's stamp from before anything read it (:mod:`bulkresign.digest`): every
     read of the run must find the file unchanged. ``None``: taken when the job starts."""
+    journal: Path | None = None
+    """The audit journal the run writes: on resume, the calls it records after the ledger's
+    anchor are read back first (:mod:`bulkresign.journaled`). ``None``: the anchored path."""
     held_input: HeldStream | None = None
     """A one-time input (stdin, a pipe) whose start the CLI checked before the state file
     existed: the run reads it from here, the checked bytes first."""
@@ -201,6 +205,7 @@ async def run_job(
                 stats=live,
                 rng=random.Random(),
             )
+            ahead = await _journaled(ckpt, cfg.journal, anchor) if resuming else {}
             # A one-time input cannot be hashed ahead: the resume checks the bytes read before.
             once = input_stamp is None
             ingest = Ingest(
@@ -229,7 +234,11 @@ async def run_job(
                 if unbound and input_hash is not None:
                     rebind = partial(rebind_input, input_hash=input_hash)
                 pipeline = partial(
-                    run_pipeline, grace=cfg.grace, signals=cfg.signals, read_so_far=read_so_far
+                    run_pipeline,
+                    grace=cfg.grace,
+                    signals=cfg.signals,
+                    read_so_far=read_so_far,
+                    sent=ahead,
                 )
                 replay_first = resuming and unbound
                 # Until a batch is recorded nothing was sent: a declined or failed start
@@ -267,3 +276,20 @@ async def run_job(
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(ledger.close)
+
+
+async def _journaled(
+    ckpt: Checkpointer, journal: Path | None, anchor: JournalAnchor | None
+) -> Mapping[int, frozenset[str]]:
+    """Mark in doubt the batches the journal records sent after the ledger's anchor that the
+    ledger holds as not sent; return those it does not hold at all, for the pipeline."""
+    path = journal if journal is not None else Path(anchor.path) if anchor is not None else None
+    if path is None:
+        return {}
+    sent = await anyio.to_thread.run_sync(sent_after, path, anchor)
+    if not sent:
+        return {}
+    last = await ckpt.read(lambda led: led.last_seq())
+    held = [seq for seq in sent if seq <= last]
+    await ckpt.write(partial(mark_in_doubt, seqs=held))
+    return {seq: ids for seq, ids in sent.items() if seq > last}

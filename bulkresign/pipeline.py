@@ -30,7 +30,7 @@ the next run reads it back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
@@ -83,14 +83,18 @@ async def run_pipeline(
     read_so_far: Callable[[], Prefix | None] | None = None,
     replay_first: bool = False,
     replayed: Callable[[Ledger], None] | None = None,
+    sent: Mapping[int, frozenset[str]] | None = None,
 ) -> RunResult:
     """Finish what the ledger holds open, then stream ``batches`` through the workers.
 
     ``read_so_far`` (for an input that can be read only once) is recorded with every commit of
     new batches, so that a resume can tell whether it is fed the same bytes. ``replay_first``
     (a pipe, or an input replaced after an input error) reads the input past every recorded
-    batch, checking each, before the open ones are sent; ``replayed`` is then posted.
+    batch, checking each, before the open ones are sent; ``replayed`` is then posted. ``sent``:
+    new batches the audit journal records sent (a ledger that lost commits), with their IDs:
+    recorded in doubt and read back first (:mod:`bulkresign.journaled`).
     """
+    sent = sent or {}
     ckpt = dispatcher.checkpoint
     open_items = await ckpt.read(lambda led: led.open_batches())
     last_seq = await ckpt.read(lambda led: led.last_seq())
@@ -155,10 +159,12 @@ async def run_pipeline(
                         return
                     new = [b for b in chunk if b.seq > last_seq]
                     chunk = None
+                    _check_journaled(new, sent)
                     if new:
                         # Listed first: if this task is cancelled while the commit lands, the
                         # intents are still withdrawn (withdrawing one never written is a no-op).
-                        dispatcher.unsent.update(b.seq for b in new)
+                        # Not those the journal records sent: they stay in doubt until read back.
+                        dispatcher.unsent.update(b.seq for b in new if b.seq not in sent)
                         where = read_so_far() if read_so_far is not None else None
                         await ckpt.write(partial(_add, batches=new, read=where))
                         crash_point("after_batch_insert")
@@ -166,7 +172,10 @@ async def run_pipeline(
                         if dispatcher.stopping.is_set():
                             return
                         record = BatchRecord(b, BatchState.SENDING, 1, {})
-                        await _put(send, WorkItem(record, intent_committed=True))
+                        if b.seq in sent:
+                            await _put(send, WorkItem(record, read_first=True))
+                        else:
+                            await _put(send, WorkItem(record, intent_committed=True))
             except (anyio.BrokenResourceError, _StoppedReading):
                 return  # every worker has stopped, or the run while the input was silent
             except LedgerMismatch as exc:
@@ -260,6 +269,16 @@ def _add(led: Ledger, *, batches: list[Batch], read: Prefix | None) -> None:
         led.add_batch(b, intent=True)
     if read is not None:
         led.set_meta("input_prefix", read.as_meta())
+
+
+def _check_journaled(new: list[Batch], sent: Mapping[int, frozenset[str]]) -> None:
+    """A new batch the journal records sent must hold the IDs it sent."""
+    for b in new:
+        if b.seq in sent and not sent[b.seq] <= set(b.ids):
+            raise LedgerMismatch(
+                f"the audit journal records batch {b.seq} sent with IDs the input's batch "
+                f"{b.seq} does not hold: the input changed since the run began"
+            )
 
 
 async def _check_known(ckpt: Checkpointer, batches: list[Batch], *, lines: bool) -> None:

@@ -159,6 +159,7 @@ def handle(args: argparse.Namespace) -> int:
             "stderr on the terminal to confirm, or pass --yes"
         )
     records = Records(cfg, args)
+    cfg = dataclasses.replace(cfg, journal=records.journal)
     check_outputs(
         cfg.spec,
         {
@@ -173,7 +174,7 @@ def handle(args: argparse.Namespace) -> int:
     )
     check_report_path(args.report, cfg)
     check_log_file(records.log)
-    check_journal_file(records.journal)
+    check_journal_file(records.journal, fresh=not cfg.state.exists())
     cfg = check_head(cfg)
     with contextlib.closing(cfg.held_input) if cfg.held_input else contextlib.nullcontext():
         return _run(cfg, args, records)
