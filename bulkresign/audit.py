@@ -69,6 +69,8 @@ class AuditJournal:
         self._offset = offset
         self._now = now
         self._lock = threading.Lock()  # cheap insurance: seq and prev must advance together
+        self._broken: str | None = None
+        """Why a write failed: the journal is closed, and every later append says so."""
 
     @classmethod
     def open(
@@ -164,6 +166,8 @@ class AuditJournal:
         if clash:
             raise ValueError(f"audit fields {sorted(clash)} are reserved")
         with self._lock:
+            if self._broken is not None:  # every writer of the run hears of it, as one error
+                raise LedgerError(f"{self.path}: cannot append to audit journal: {self._broken}")
             if self._fd < 0:
                 raise ValueError(f"{self.path}: audit journal is closed")
             entry: dict[str, object] = {
@@ -184,6 +188,7 @@ class AuditJournal:
                 # A torn line may now end the file: appending after it would only hide the break.
                 os.close(self._fd)
                 self._fd = -1
+                self._broken = exc.strerror or str(exc)
                 raise LedgerError(f"{self.path}: cannot append to audit journal: {exc}") from exc
             self._prev = hashlib.sha256(line).hexdigest()
             self._seq += 1

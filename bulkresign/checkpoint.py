@@ -22,6 +22,7 @@ A ``stamp`` adds bookkeeping to every commit: the run's audit-journal anchor
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar, cast
@@ -107,7 +108,17 @@ class Checkpointer:
         """Run a read of the ledger off the event loop, after every change queued before it."""
         async with self._lock:
             await self._flush_pending()
-            return await anyio.to_thread.run_sync(fn, self.ledger)
+            try:
+                return await anyio.to_thread.run_sync(fn, self.ledger)
+            except sqlite3.Error as exc:
+                raise self._told(exc) from exc
+
+    def _told(self, exc: Exception) -> Exception:
+        """SQLite's own error (a full disk, a damaged page) as the one line the operator reads,
+        naming the state file; any other error as it is."""
+        if isinstance(exc, sqlite3.Error):
+            return LedgerError(f"{self.ledger.path}: the state file failed ({exc})")
+        return exc
 
     @property
     def stats(self) -> CheckpointStats:
@@ -146,12 +157,12 @@ class Checkpointer:
                         op.result = op.fn(conn)
                     except Exception as exc:  # handed to the waiting caller, who re-raises it
                         conn.rollback_to_savepoint()
-                        op.error = exc
+                        op.error = self._told(exc)
                     else:
                         conn.release_savepoint()
         except Exception as exc:  # the commit itself failed: nothing in the group is durable
             for op in group:
-                op.error = exc
+                op.error = self._told(exc)
         for op in group:
             op.done = True
             if op.posted and op.error is not None and self._failure is None:

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import os
 import signal
+import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -166,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stderr = sys.stderr
     sys.stderr = cast(TextIO, Forgiving(stderr))
     code: int = ExitCode.STOPPED
+    args: argparse.Namespace | None = None
     try:
         # Inside the try: a Ctrl-C while the sub-command's modules load is an interruption too.
         parser = build_parser(named if named in _COMMANDS else None)
@@ -186,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error is None:
             raise
         print(f"bulkresign: error: {describe(error)}", file=sys.stderr)
+        code = ExitCode.USAGE
+    except sqlite3.DatabaseError as exc:  # a damaged state file, met by a command reading it
+        where = getattr(args, "state", None) or "the state file"
+        print(f"bulkresign: error: {where}: not a usable state file ({exc})", file=sys.stderr)
         code = ExitCode.USAGE
     finally:
         if watched and argv is None:

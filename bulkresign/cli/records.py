@@ -135,7 +135,7 @@ class Records:
                     ledger.set_meta_json(ANCHOR_KEY, anchor)
             finally:
                 ledger.close()
-        except (BulkResignError, OSError) as exc:  # the run is over; say so, do not fail it
+        except (BulkResignError, OSError, sqlite3.Error) as exc:  # the run is over: say so
             print(f"bulkresign: warning: the journal's end is not anchored: {exc}", file=sys.stderr)
 
 

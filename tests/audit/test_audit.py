@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -211,6 +212,21 @@ class TestWriting:
             journal.append("batch_sent", batch=0)
             journal.append("run_stopped", durable=True, why="signal")
         assert len(synced) == 1
+
+    def test_after_a_failed_write_every_append_is_a_ledger_error(
+        self, journal_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A write that fails (a full disk) closes the journal; every writer after it gets the
+        same LedgerError, never a ValueError that turned the run's stop into a traceback."""
+        journal = AuditJournal.open(journal_path)
+
+        def full(fd: int, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "write", full)
+        for _ in range(2):
+            with pytest.raises(LedgerError, match="cannot append to audit journal"):
+                journal.append("batch_sent", batch=0)
 
     def test_reserved_field_names_are_refused(self, journal_path: Path) -> None:
         """A field named like the chain's own fields would make the entry ambiguous."""

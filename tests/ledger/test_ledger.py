@@ -308,6 +308,23 @@ class TestCheckpointer:
         await ckpt.write(lambda led: led.add_batch(batch(1)))
         assert ledger.meta()["mark"] == "2"
 
+    async def test_sqlites_own_error_names_the_state_file(self, ledger: Ledger) -> None:
+        """A full disk or a damaged page, met in a commit or a read, is a LedgerError naming
+        the state file (it escaped as sqlite3's own, a traceback)."""
+        ckpt = Checkpointer(ledger)
+
+        def full(led: Ledger) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        with pytest.raises(LedgerError, match=r"run\.state.*disk is full"):
+            await ckpt.write(full)
+
+        def damaged(led: Ledger) -> None:
+            raise sqlite3.DatabaseError("database disk image is malformed")
+
+        with pytest.raises(LedgerError, match="malformed"):
+            await ckpt.read(damaged)
+
 
 class TestPostedWrites:
     async def test_a_posted_change_rides_on_the_next_write(self, ledger: Ledger) -> None:

@@ -1,5 +1,6 @@
 """A run whose terminal or stderr reader goes away: it goes on, or on a hangup stops as on
-SIGTERM; a reader of stdout that stops (`| head`) is not an error."""
+SIGTERM; a reader of stdout that stops (`| head`) is not an error; a damaged state file is one
+line."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bulkresign.cli import main
 from bulkresign.cli.streams import Forgiving
 from bulkresign.emulator import RunningServer, synthetic_user_id
 
@@ -110,3 +113,28 @@ class TestReadersGone:
         assert proc.wait(timeout=30) == 0
         assert proc.stderr.read() == b""
         proc.stderr.close()
+
+
+def test_a_damaged_state_file_is_one_line(
+    server: RunningServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SQLite's "malformed" met by a command reading a state file: one line naming it, exit 2
+    (a zeroed page made status, report and run print sqlite3's traceback)."""
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(USERS[:60]) + "\n")
+    assert main(["run", str(path), "--yes", "--no-progress"]) == 0
+
+    def damaged(ledger: object) -> None:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr("bulkresign.cli.status.run_status", damaged)
+    capsys.readouterr()
+    state = f"{path}.bulkresign"
+    assert main(["status", "--state", state]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"bulkresign: error: {state}: not a usable state file (database disk image is malformed)"
+    ]
