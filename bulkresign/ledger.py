@@ -124,6 +124,9 @@ class Ledger(LedgerView):
                 conn.close()
             if lock is not None:
                 lock.release()
+            if not exists:  # half made (a full disk): later runs would take it for a stranger's
+                for made in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    made.unlink(missing_ok=True)
             if isinstance(exc, sqlite3.DatabaseError):
                 raise LedgerError(f"{path}: not a usable state file ({exc})") from exc
             raise

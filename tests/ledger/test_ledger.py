@@ -191,6 +191,21 @@ class TestOpening:
         with pytest.raises(LedgerError, match="no such state file"):
             Ledger.open(tmp_path / "nope.state")
 
+    def test_a_state_file_that_could_not_be_made_is_not_left_behind(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A full disk while the ledger is created leaves no file (a half-made one was refused
+        by every later run as "not a bulkresign state file")."""
+
+        def full(self: Ledger, manifest: Manifest) -> None:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(Ledger, "_create", full)
+        path = tmp_path / "run.state"
+        with pytest.raises(LedgerError, match="disk is full"):
+            Ledger.open(path, manifest())
+        assert sorted(tmp_path.iterdir()) == []
+
 
 class TestBatches:
     def test_intent_puts_a_batch_in_sending_with_its_ids(self, ledger: Ledger) -> None:
