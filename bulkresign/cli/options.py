@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import stat
 from pathlib import Path
 
 from bulkresign.batching import Ingest
@@ -131,7 +133,9 @@ def check_endpoint(endpoint: Endpoint, id_type: IdType) -> None:
 def check_outputs(
     spec: InputSpec, outputs: dict[str, Path | None], inputs: dict[str, Path | None] | None = None
 ) -> None:
-    """Refuse an output that is an input or another output: one would overwrite the other.
+    """Refuse an output that is an input or another output: one would overwrite the other; and
+    one that is a pipe, a device or a socket (opening a FIFO waits for a writer: the run hung,
+    deaf to SIGTERM).
 
     Files are compared by device and inode when they exist (a hard link or a symlink is the
     same file), by resolved path when they do not yet.
@@ -141,6 +145,10 @@ def check_outputs(
     for option, path in outputs.items():
         if path is None:
             continue
+        with contextlib.suppress(OSError):
+            mode = path.stat().st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a folder has its own message
+                raise ConfigError(f"{path}: {option} is not a regular file; name a file")
         key = _identity(path)
         if key in taken:
             raise ConfigError(f"{path}: {option} names {taken[key]} too; choose another file")

@@ -147,6 +147,25 @@ class TestRefusedBeforeAnything:
         assert "is not an audit journal" in capsys.readouterr().err
         assert records(tmp_path) == [] and notes.read_text() == '{"a": 1}\n'
 
+    @pytest.mark.timeout(30)
+    @pytest.mark.parametrize("option", ["--state", "--log", "--journal"])
+    def test_a_fifo_as_an_output_is_refused_at_once(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        option: str,
+    ) -> None:
+        """A named pipe at --state, --log or --journal: exit 2, one line (the run waited on it
+        for a writer, deaf to SIGTERM)."""
+        path = tmp_path / "ids.txt"
+        path.write_text(f"{USERS[0]}\n")
+        fifo = tmp_path / "out.fifo"
+        os.mkfifo(fifo, 0o600)
+        assert main(run(path, option, str(fifo))) == 2
+        assert "is not a regular file" in capsys.readouterr().err
+        assert records(tmp_path) == []
+
     def test_a_missing_input_creates_nothing(self, server: RunningServer, tmp_path: Path) -> None:
         """run on a file that is not there: exit 2, and no ledger, log or journal appears."""
         assert main(run(tmp_path / "missing.txt")) == 2
