@@ -192,7 +192,7 @@ async def _read_back(d: Dispatcher, head: list[Batch]) -> None:
             return
         line = dict(zip(batch.ids, batch.lines, strict=True))
         unknown += [line[i] for i in found.absent]
-        not_resigned += [line[i] for i in found.pending]
+        not_resigned += [line[i] for i in found.pending + found.unlisted]
         if found.absent:
             rows = [IdOutcome(i, LineOutcome.NOT_FOUND, None, _UNKNOWN) for i in found.absent]
             await d.checkpoint.write(_recorder(batch.seq, rows))

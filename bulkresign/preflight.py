@@ -73,7 +73,7 @@ async def preflight(
         )
         unknown += len(found.absent)
         resigned += len(found.resigned)
-        active += len(found.pending)
+        active += len(found.pending) + len(found.unlisted)
         if found.absent and (on_unknown is not None or len(listed) < KEEP_UNKNOWN):
             absent = set(found.absent)
             rows = [(n, i) for i, n in zip(batch.ids, batch.lines, strict=True) if i in absent]

@@ -59,7 +59,10 @@ class ReadBack:
     absent: tuple[str, ...]
     """Not returned: the server does not know them (not found)."""
     pending: tuple[str, ...]
-    """Present and not Resigned: still to be sent."""
+    """Present and in another status the API lists: still to be sent."""
+    unlisted: tuple[str, ...] = ()
+    """Present, in a status the API does not list: whether it is resigned cannot be told, so
+    it is neither sent again nor counted resigned (a run stops on it, its batch in doubt)."""
 
 
 def sort_read_back(asked: Sequence[str], found: Mapping[str, UserRecord]) -> ReadBack:
@@ -67,15 +70,18 @@ def sort_read_back(asked: Sequence[str], found: Mapping[str, UserRecord]) -> Rea
     resigned: list[str] = []
     absent: list[str] = []
     pending: list[str] = []
+    unlisted: list[str] = []
     for user_id in asked:
         record = found.get(user_id)
         if record is None:
             absent.append(user_id)
         elif record.status == UserStatus.RESIGNED:
             resigned.append(user_id)
-        else:
+        elif isinstance(record.status, UserStatus):
             pending.append(user_id)
-    return ReadBack(tuple(resigned), tuple(absent), tuple(pending))
+        else:
+            unlisted.append(user_id)
+    return ReadBack(tuple(resigned), tuple(absent), tuple(pending), tuple(unlisted))
 
 
 def split_rejected(
@@ -175,7 +181,7 @@ async def _read_group(get: _Get, group: Sequence[str], id_type: IdType) -> dict[
         first = await _read_group(get, group[:half], id_type)
         return {**first, **await _read_group(get, group[half:], id_type)}
     matched = match_users(group, id_type, records)
-    if len(records) > len(matched) and len(group) > 1:
+    if len(set(records)) > len(matched) and len(group) > 1:
         # A record came back that no asked ID claims (a phone stored in another format, say):
         # ask for the unclaimed IDs one at a time, where the answer cannot be misattributed.
         for user_id in (i for i in group if i not in matched):

@@ -12,7 +12,8 @@ from bulkresign.models import IdType, UserRecord, UserStatus
 
 __all__ = ["match_users", "parse_users"]
 
-_STATUSES = {s.value: s for s in UserStatus}
+#: By their casefolded names: ``RESIGNED`` from a server means Resigned, not an unknown state.
+_STATUSES = {s.value.casefold(): s for s in UserStatus}
 
 
 def _opt_str(item: dict[str, object], key: str) -> str | None:
@@ -54,7 +55,7 @@ def parse_users(data: object) -> list[UserRecord]:
         records.append(
             UserRecord(
                 user_id=user_id,
-                status=_STATUSES.get(status, status),
+                status=_STATUSES.get(status.strip().casefold(), status),
                 email=_opt_str(item, "email"),
                 phone=_opt_str(item, "phone"),
                 username=_opt_str(item, "username"),
@@ -102,8 +103,8 @@ def match_users(
 
     A record answers an ID when the field named by ``id_type`` equals it (``email`` compared
     case-insensitively; ``identity`` against each ``<extIdpId>:<userIdInIdp>`` of the record,
-    which the read-back returns only with ``withIdentities=true``). An ID two records claim is
-    ambiguous and left out. ``UserDto`` carries no sync relations, so a ``sync_relation`` ID —
+    which the read-back returns only with ``withIdentities=true``). A record returned twice,
+    identical, counts once; an ID two different records claim is ambiguous and left out. ``UserDto`` carries no sync relations, so a ``sync_relation`` ID —
     or any ID whose field the record lacks — can be attributed only when exactly one ID was
     asked and exactly one record came back: the server's own lookup then answers it.
 
@@ -111,6 +112,7 @@ def match_users(
     unattributed record came back) fall back to reading each such ID back on its own.
     """
     found: dict[str, UserRecord] = {}
+    records = list(dict.fromkeys(records))  # the same record twice is one answer, not two
     if id_type is not IdType.SYNC_RELATION:
         index: dict[str, list[UserRecord]] = {}
         for record in records:

@@ -235,8 +235,9 @@ class _Check:
         )
         for user_id in found.absent:
             self._found(Discrepancy(user_id, lines[user_id], Finding.NOT_FOUND))
-        statuses = await self._statuses(found.pending) if found.pending else {}
-        for user_id in found.pending:
+        others = found.pending + found.unlisted
+        statuses = await self._statuses(others) if others else {}
+        for user_id in others:
             status = statuses.get(user_id)
             self._found(Discrepancy(user_id, lines[user_id], Finding.NOT_RESIGNED, status))
 

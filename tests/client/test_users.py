@@ -49,6 +49,13 @@ class TestParseUsers:
         (record,) = parse_users([{"userId": "u", "status": "Frozen"}])
         assert record.status == "Frozen"
 
+    def test_a_listed_status_in_another_case_is_that_status(self) -> None:
+        """RESIGNED or resigned from a server is Resigned (it read as an unknown status, and a
+        run sent the users again)."""
+        for spelled in ("RESIGNED", "resigned", " Resigned "):
+            (record,) = parse_users([{"userId": "u", "status": spelled}])
+            assert record.status is UserStatus.RESIGNED
+
     def test_null_fields_are_none(self) -> None:
         """Null or empty optional fields become None."""
         (record,) = parse_users(
@@ -81,6 +88,13 @@ class TestMatchUsers:
             "a": records[1],
             "b": records[0],
         }
+
+    def test_a_record_returned_twice_counts_once(self) -> None:
+        """The same record twice still answers its ID (it was left out as ambiguous, and the
+        user recorded not found); two different records claiming one ID are left out."""
+        assert match_users(["a"], IdType.USER_ID, [rec("a"), rec("a")]) == {"a": rec("a")}
+        other = UserRecord(user_id="a", status=UserStatus.RESIGNED)
+        assert match_users(["a", "b"], IdType.USER_ID, [rec("a"), other]) == {}
 
     def test_email_is_case_insensitive(self) -> None:
         """An email matches whatever its case on either side."""

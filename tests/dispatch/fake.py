@@ -107,3 +107,14 @@ class ForbiddenServer(FakeServer):
     ) -> ResignResult:
         self.resign_calls += 1
         raise PermissionDenied("forbidden", status_code=403)
+
+
+@dataclass(eq=False)
+class FrozenServer(FakeServer):
+    """A server whose read-back reports every user it knows in a status the API does not list."""
+
+    async def get_batch(
+        self, endpoint: Endpoint, ids: Sequence[str], id_type: IdType
+    ) -> list[UserRecord]:
+        self.read_calls += 1
+        return [UserRecord(i, "Frozen") for i in ids if i in self.known]

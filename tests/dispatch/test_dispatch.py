@@ -14,7 +14,7 @@ from bulkresign.models import Batch, BatchState, Endpoint, IdType, LineOutcome, 
 from bulkresign.pipeline import CHUNK
 from bulkresign.retry import ErrorBudget
 from bulkresign.transport import SentHook
-from tests.dispatch.fake import Crash, FakeServer, ForbiddenServer
+from tests.dispatch.fake import Crash, FakeServer, ForbiddenServer, FrozenServer
 from tests.dispatch.harness import Harness, make_batches, make_ids
 
 
@@ -137,6 +137,21 @@ class TestRejections:
         assert result.finished and server.read_calls == 1
         rec = harness.ledger().batch(0)
         assert rec is not None and rec.outcomes[ids[1]].outcome is LineOutcome.FAILED
+
+
+class TestUnlistedStatus:
+    async def test_a_status_the_api_does_not_list_stops_the_run_without_a_resend(
+        self, harness: Harness
+    ) -> None:
+        """Applied, then in doubt; the read-back says "Frozen": the batch stays in doubt and the
+        run stops (any status but Resigned was taken for "still to send": resigned twice)."""
+        ids = make_ids(50)
+        server = FrozenServer(set(ids), faults=iter(schedule("error_after")))
+        result = await harness.run(server, make_batches(ids), concurrency=1)
+        assert not result.finished and "does not list" in (result.stop_reason or "")
+        assert server.resign_calls == 1 and server.duplicate_sends == 0
+        rec = harness.ledger().batch(0)
+        assert rec is not None and rec.state in (BatchState.SENDING, BatchState.IN_DOUBT)
 
 
 class TestDoubt:

@@ -15,12 +15,13 @@ from bulkresign.errors import (
     Rejected,
     Throttled,
 )
-from bulkresign.models import BatchState, LineOutcome
+from bulkresign.models import BatchState, LineOutcome, UserRecord, UserStatus
 from bulkresign.reconcile import (
     USER_NOT_FOUND,
     absent_rows,
     failed_row,
     resigned_rows,
+    sort_read_back,
     split_rejected,
     terminal_state,
 )
@@ -73,6 +74,23 @@ class TestSplitRejected:
         assert split_rejected(("a", "b", "c", "d"), ("a", "b", "c", "d"), not_found=False) == (
             (),
             [("c", "d"), ("a", "b")],
+        )
+
+
+class TestSortReadBack:
+    def test_a_status_the_api_does_not_list_is_neither_resigned_nor_pending(self) -> None:
+        """Resigned is done, a listed status is to send, any other cannot be told: unlisted."""
+        found = {
+            "a": UserRecord("a", UserStatus.RESIGNED),
+            "b": UserRecord("b", UserStatus.ACTIVATED),
+            "c": UserRecord("c", "Frozen"),
+        }
+        got = sort_read_back(["a", "b", "c", "d"], found)
+        assert (got.resigned, got.pending, got.unlisted, got.absent) == (
+            ("a",),
+            ("b",),
+            ("c",),
+            ("d",),
         )
 
 
