@@ -177,7 +177,7 @@ class _Facts:
 
 def _doubt(message: str, *, idempotent: bool, facts: _Facts) -> ApiError:
     if idempotent:
-        return facts.error(NotApplied, f"{message}; a read can be repeated")
+        return facts.error(NotApplied, f"{message}; nothing was changed, it can be repeated")
     return facts.error(InDoubt, f"{message}; it may have been applied")
 
 

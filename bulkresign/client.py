@@ -14,8 +14,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import anyio
+
 from bulkresign.config import DEFAULT_TIMEOUTS, Credentials, Timeouts
-from bulkresign.errors import InDoubt, NotApplied
+from bulkresign.errors import ConnectFailed, InDoubt, NotApplied, Throttled
 from bulkresign.models import MAX_BATCH, Endpoint, IdType, ResignResult, UserRecord
 from bulkresign.session import ApiSession, ClientStats
 from bulkresign.transport import SentHook, Transport
@@ -37,6 +39,10 @@ def _check_ids(ids: Sequence[str], *, csv: bool) -> None:
             # The read-back sends userIds comma-separated, as the typed SDKs do; the server
             # would split this ID in two.
             raise ValueError("an ID containing ',' cannot be read back")
+
+
+#: Tries of a command's first token request against transient errors (1 + 2 + 4 s between).
+FIRST_TOKEN_TRIES = 4
 
 
 class GenAuthReader:
@@ -99,8 +105,21 @@ class GenAuthReader:
         return self._session.stats
 
     async def userpool_id(self) -> str:
-        """The userpool the access key is scoped to; fetches a token if none is current."""
-        return await self._session.userpool_id()
+        """The userpool the access key is scoped to; fetches a token if none is current.
+
+        The first token of a command is tried :data:`FIRST_TOKEN_TRIES` times when the server
+        answers a transient error (5xx, 429, a timeout): one such answer ended the command. No
+        connection at all is said at once: it is the host or the network, not a moment.
+        """
+        for attempt in range(1, FIRST_TOKEN_TRIES + 1):
+            try:
+                return await self._session.userpool_id()
+            except NotApplied as exc:
+                if isinstance(exc, ConnectFailed) or attempt == FIRST_TOKEN_TRIES:
+                    raise
+                wait = exc.retry_after if isinstance(exc, Throttled) else None
+                await anyio.sleep(min(wait if wait is not None else 0.5 * 2**attempt, 10.0))
+        raise AssertionError("unreachable")
 
     async def get_batch(
         self, endpoint: Endpoint, ids: Sequence[str], id_type: IdType

@@ -104,9 +104,10 @@ def match_users(
     A record answers an ID when the field named by ``id_type`` equals it (``email`` compared
     case-insensitively; ``identity`` against each ``<extIdpId>:<userIdInIdp>`` of the record,
     which the read-back returns only with ``withIdentities=true``). A record returned twice,
-    identical, counts once; an ID two different records claim is ambiguous and left out. ``UserDto`` carries no sync relations, so a ``sync_relation`` ID —
-    or any ID whose field the record lacks — can be attributed only when exactly one ID was
-    asked and exactly one record came back: the server's own lookup then answers it.
+    identical, counts once; an ID two different records claim is ambiguous and left out.
+    ``UserDto`` carries no sync relations, so a ``sync_relation`` ID — or any ID whose field
+    the record lacks — can be attributed only when exactly one ID was asked and exactly one
+    record came back: the server's own lookup then answers it.
 
     Callers that cannot attribute every returned record (an ID absent from the result while an
     unattributed record came back) fall back to reading each such ID back on its own.

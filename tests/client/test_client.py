@@ -26,6 +26,7 @@ from bulkresign.errors import (
 from bulkresign.mock import MockTransport
 from bulkresign.models import Endpoint, IdType, ResignResult, UserStatus
 from bulkresign.transport import RawRequest, RawResponse
+from tests.client.conftest import POOL, envelope
 
 MakeClient = Callable[..., GenAuthClient]
 Reply = Callable[..., RawResponse]
@@ -406,6 +407,27 @@ class TestTokenLifeCycle:
             with pytest.raises(expected):
                 await resign(client)
         assert api.api_requests == []
+
+    async def test_the_first_token_is_tried_again_after_a_transient_error(
+        self, make_client: MakeClient, api: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Two 503s, then a token: userpool_id answers, after pauses of 1 and 2 s (a single 5xx
+        at start-up ended the command, exit 2)."""
+        pauses: list[float] = []
+
+        async def pause(seconds: float) -> None:
+            pauses.append(seconds)
+
+        monkeypatch.setattr("bulkresign.client.anyio.sleep", pause)
+        answers = iter([RawResponse(503, {}, b"<html>"), RawResponse(503, {}, b"<html>")])
+        minted = api.token
+        api.token = lambda r: (
+            next(answers, None) or envelope(data={"access_token": api.mint(), "expires_in": 7200})
+        )
+        async with make_client() as client:
+            assert await client.userpool_id() == POOL
+        assert pauses == [1.0, 2.0] and len(api.token_requests) == 3
+        api.token = minted
 
     async def test_token_timeout_during_resign_is_not_in_doubt(
         self, make_client: MakeClient, api: Any
