@@ -38,7 +38,7 @@ from bulkresign.records import (
     join_ids,
     join_lines,
 )
-from bulkresign.sqlfile import RunLock, Transaction, connect
+from bulkresign.sqlfile import RunLock, Transaction, connect, is_frozen
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -106,14 +106,16 @@ class Ledger(LedgerView):
         conn: sqlite3.Connection | None = None
         try:
             # WAL only once the file is known to be a ledger: another file is left as it was.
-            conn = connect(path, durable=durable)
+            frozen = manifest is None and is_frozen(path)
+            conn = connect(path, durable=durable, frozen=frozen)
             ledger = cls(conn, path, lock)
             ours = exists and ledger._has_schema()
             if not ours and (
                 manifest is None or conn.execute("SELECT 1 FROM sqlite_master").fetchone()
             ):
                 raise LedgerError(f"{path}: not a bulkresign state file")
-            conn.execute("PRAGMA journal_mode=WAL")
+            if not frozen:
+                conn.execute("PRAGMA journal_mode=WAL")
             if ours:
                 ledger._check(manifest)
             else:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import fcntl
 import os
 import sqlite3
+import urllib.parse
 from pathlib import Path
 
 from bulkresign.errors import LedgerError
 
-__all__ = ["RunLock", "Transaction", "connect"]
+__all__ = ["RunLock", "Transaction", "connect", "is_frozen"]
 
 
 class RunLock:
@@ -61,17 +62,39 @@ class RunLock:
             self._fd = -1
 
 
-def connect(path: Path, *, durable: bool = True) -> sqlite3.Connection:
+def connect(path: Path, *, durable: bool = True, frozen: bool = False) -> sqlite3.Connection:
     """Open ``path`` in autocommit mode (transactions are explicit), foreign keys on.
 
     ``durable=False`` turns fsync off: only the checkpoint-cost benchmark uses it. The journal
     mode is left as the file has it: :class:`bulkresign.ledger.Ledger` switches to WAL only once
     the file is known to be a ledger, so that another program's database is left as it was.
+    ``frozen`` (see :func:`is_frozen`) opens it immutable, for reading only.
     """
+    if frozen:
+        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?immutable=1"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
     conn.execute("PRAGMA foreign_keys=ON")
     return conn
+
+
+def is_frozen(path: Path) -> bool:
+    """Whether ``path`` can only be read as it is: its folder is read-only (an archive, a
+    read-only mount), so SQLite cannot make the ``-shm`` a WAL reader needs, and no ``-wal``
+    holds changes the file itself lacks (a ledger closed cleanly leaves an empty one).
+
+    Such a file is opened immutable (https://www.sqlite.org/uri.html#uriimmutable); any other
+    is opened as usual, and a read-only folder with a non-empty ``-wal`` fails as SQLite says.
+    """
+    if os.access(path.parent, os.W_OK):
+        return False
+    try:
+        return os.stat(f"{path}-wal").st_size == 0
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
 
 
 class Transaction:

@@ -15,6 +15,7 @@ from bulkresign.errors import ConfigError, LedgerError, LedgerMismatch
 from bulkresign.ledger import IdOutcome, Ledger, Manifest
 from bulkresign.models import Batch, BatchState, LineOutcome
 from bulkresign.records import OPEN, TERMINAL
+from bulkresign.sqlfile import is_frozen
 
 
 def manifest(**changes: object) -> Manifest:
@@ -205,6 +206,26 @@ class TestOpening:
         with pytest.raises(LedgerError, match="disk is full"):
             Ledger.open(path, manifest())
         assert sorted(tmp_path.iterdir()) == []
+
+    def test_a_ledger_in_a_read_only_folder_is_read_as_it_is(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Closed cleanly (no -wal content) in a folder SQLite cannot write to (an archive, a
+        read-only mount): status and report read it immutable (they failed: "unable to open
+        database file"); a -wal holding changes is not read around."""
+        path = tmp_path / "run.state"
+        led = Ledger.open(path, manifest())
+        with led.transaction():
+            led.add_batch(batch(0))
+        led.close()
+        Path(f"{path}-shm").unlink(missing_ok=True)
+        monkeypatch.setattr("bulkresign.sqlfile.os.access", lambda p, mode: False)
+        assert is_frozen(path)
+        frozen = Ledger.open(path)
+        assert frozen.last_seq() == 0
+        frozen.close()
+        Path(f"{path}-wal").write_bytes(b"x" * 32)
+        assert not is_frozen(path)
 
 
 class TestBatches:
