@@ -27,7 +27,7 @@ from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger
 from bulkresign.models import BatchState
 from bulkresign.records import handed_to
-from bulkresign.sqlfile import RunLock
+from bulkresign.sqlfile import RunLock, is_blank
 
 __all__ = [
     "hand_off",
@@ -111,7 +111,7 @@ def record_plan(ledger: Ledger, digest: str) -> None:
 
 def recorded_plan(state: Path) -> str | None:
     """The reviewed plan's hash an earlier run on ``state`` was guarded by, if any."""
-    if not state.is_file():
+    if not state.is_file() or is_blank(state):  # a start killed as it made the file: no plan
         return None
     ledger = Ledger.open(state)
     try:

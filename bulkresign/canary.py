@@ -224,7 +224,7 @@ def _stop_for_unknown(
         f"{STOP_PREFIX} {how} (first at line {min(lines)}), recorded not_found; a server that "
         "accepts unknown IDs silently would have the rest of this run report such IDs "
         "resigned: find them with `bulkresign plan --preflight` and remove them, or resume to "
-        "go on regardless"
+        "go on (the rest of the canary still goes first, and stops again on such IDs)"
     )
 
 

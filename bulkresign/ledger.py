@@ -38,7 +38,7 @@ from bulkresign.records import (
     join_ids,
     join_lines,
 )
-from bulkresign.sqlfile import RunLock, Transaction, connect, is_frozen
+from bulkresign.sqlfile import RunLock, Transaction, connect, is_blank, is_frozen
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -94,6 +94,11 @@ class Ledger(LedgerView):
                 if path.is_dir():
                     raise LedgerError(f"{path}: is a directory, not a state file")
                 check_private(path)
+                if manifest is None and is_blank(path):
+                    raise LedgerError(
+                        f"{path}: an empty state file, left by a run stopped as it created it, "
+                        "before anything was sent: run the same `bulkresign run` command again"
+                    )
                 if manifest is None and not is_sqlite(path):
                     # Checked before connecting: SQLite would make an empty file a WAL database.
                     raise LedgerError(f"{path}: not a bulkresign state file")

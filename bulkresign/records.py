@@ -183,10 +183,18 @@ def check_manifest(path: Path, meta: Mapping[str, str], manifest: Manifest | Non
     if manifest is None:
         return
     if (to := handed_to(meta)) is not None:
+        missing = (
+            ""
+            if Path(to).exists()
+            else (
+                f" ({to} is not there: if that hand-off was interrupted, the same `bulkresign "
+                "report … --abandon-run` command writes it again)"
+            )
+        )
         raise LedgerError(
             f"{path}: this run was closed by `bulkresign report --abandon-run`, its unprocessed "
             f"rows handed to {to}; resuming would send them a second time: run that file, with "
-            "another --state"
+            f"another --state{missing}"
         )
     want = manifest.as_meta()
     for key in BINDING:

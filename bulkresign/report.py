@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import glob
 import os
+import re
 import secrets
 import sys
 from collections import Counter
@@ -301,6 +303,10 @@ def _replacing(output: Path) -> Iterator[IO[str]]:
     """A private file beside ``output`` that replaces it once the block completes."""
     if output.exists() and not output.is_file():
         raise ConfigError(f"{output}: not a regular file; leave out --output to write to stdout")
+    # A report killed while written left its temp file, full of IDs: ours by name, removed.
+    for stale in output.parent.glob(f".{glob.escape(output.name)}.*.tmp"):
+        if re.fullmatch(rf"\.{re.escape(output.name)}\.[0-9a-f]{{8}}\.tmp", stale.name):
+            stale.unlink(missing_ok=True)
     temp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
     try:
         out = cast("IO[str]", open_private(temp, "w", new=True))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bulkresign.errors import LedgerError
 
-__all__ = ["RunLock", "Transaction", "connect", "is_frozen"]
+__all__ = ["RunLock", "Transaction", "connect", "is_blank", "is_frozen"]
 
 
 class RunLock:
@@ -94,6 +94,25 @@ def is_frozen(path: Path) -> bool:
     except FileNotFoundError:
         return True
     except OSError:
+        return False
+
+
+def is_blank(path: Path) -> bool:
+    """Whether ``path`` is an empty file or a SQLite database without a single table: what a run
+    killed while it created its state file leaves (nothing was sent yet)."""
+    try:
+        if path.stat().st_size == 0:
+            return True
+        with path.open("rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                return False
+        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            return conn.execute("SELECT 1 FROM sqlite_master").fetchone() is None
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error):
         return False
 
 

@@ -99,10 +99,12 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
         # command's outcome is decided, and a signal now must not turn it into "terminated"
         return
     _terminated.append(signum)
+    if _loading:
+        return  # raised once the modules have loaded (_loading_modules)
     # asyncio is looked up, not imported: a command that never loaded it runs no event loop.
-    aio = sys.modules.get("asyncio")
+    running = getattr(sys.modules.get("asyncio"), "get_running_loop", None)
     try:
-        loop = aio.get_running_loop() if aio is not None else None
+        loop = running() if running is not None else None
     except RuntimeError:
         loop = None
     if loop is None:
@@ -116,6 +118,37 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
         return
     signal.signal(signum, signal.SIG_DFL)  # no graceful path: end as Python would
     os.kill(os.getpid(), signum)
+
+
+#: Set while a sub-command's modules load (:func:`_loading_modules`).
+_loading: list[bool] = []
+#: A Ctrl-C held while they load.
+_held: list[int] = []
+
+
+def _hold(signum: int, frame: FrameType | None) -> None:
+    _held.append(signum)
+
+
+@contextlib.contextmanager
+def _loading_modules(watched: bool) -> Iterator[None]:
+    """Hold SIGTERM, SIGHUP and Ctrl-C while the sub-command's modules load, and raise them
+    once loaded: an exception raised inside an import can leave a module half made (asyncio
+    without ``get_running_loop``) or crash a C extension's initialisation (orjson's segfaulted)."""
+    _loading.append(True)
+    _held.clear()
+    hold = watched and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    before = signal.signal(signal.SIGINT, _hold) if hold else None
+    try:
+        yield
+    finally:
+        _loading.clear()
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
+    if _terminated:
+        raise _Terminated
+    if _held:
+        raise KeyboardInterrupt
 
 
 #: Set once a command's outcome is decided (:func:`settle_outcome`).
@@ -170,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
     try:
         # Inside the try: a Ctrl-C while the sub-command's modules load is an interruption too.
-        parser = build_parser(named if named in _COMMANDS else None)
+        with _loading_modules(watched):
+            parser = build_parser(named if named in _COMMANDS else None)
         args = parser.parse_args(words)
         handler: Handler = args.func
         code = handler(args)

@@ -68,6 +68,14 @@ def check_report_path(path: Path | None, cfg: JobConfig) -> None:
     and one that is, but another run's (a resume replaces only the report its run wrote)."""
     if path is None:
         return
+    if cfg.input_stamp is None:
+        # The report reads the input again: a pipe cannot be, and the run would end refusing.
+        name = "stdin" if cfg.spec.path == "-" else f"{cfg.spec.path} (a pipe)"
+        raise ConfigError(
+            f"--report: {name} can be read only once, and a report reads the input again; "
+            "leave out --report and write it afterwards with `bulkresign report --state STATE "
+            "--input FILE` from a copy of the same bytes, or run from a file"
+        )
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory; --report names the report file")
     folder = path.parent

@@ -159,9 +159,11 @@ def render(status: RunStatus, state: Path) -> str:
     ids = ", ".join(f"{str(o).replace('_', ' ')} {n:,}" for o, n in status.ids.items())
     rows.append(f"  IDs         {ids}")
     rows.append(f"  attempts    {status.attempts:,}")
+    gone = status.handed_to is not None and not Path(status.handed_to).exists()
     said = {
         "finished": "finished",
-        "abandoned": f"abandoned: its unprocessed rows went to {status.handed_to}",
+        "abandoned": f"abandoned: its unprocessed rows went to {status.handed_to}"
+        + (" (not there: the same `report … --abandon-run` writes it again)" if gone else ""),
         "resumable": "resumable: run the same `bulkresign run` command to finish it",
     }
     rows.append(f"  status      {said[status.status]}")

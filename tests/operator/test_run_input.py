@@ -166,6 +166,22 @@ class TestRefusedBeforeAnything:
         assert "is not a regular file" in capsys.readouterr().err
         assert records(tmp_path) == []
 
+    def test_a_report_of_a_piped_run_is_refused_up_front(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """`run - --report r.csv`: refused before anything (it resigned everyone, then could
+        not read stdin again for the report: exit 2, no report, on every rerun)."""
+        source = tmp_path / "ids.txt"
+        source.write_text("\n".join(USERS[:60]) + "\n")
+        argv = ["--state", str(tmp_path / "s.bulkresign"), "--report", str(tmp_path / "r.csv")]
+        assert from_stdin(monkeypatch, source, run(Path("-"), *argv)) == 2
+        assert "can be read only once" in capsys.readouterr().err
+        assert records(tmp_path) == [] and oracle(server)["requests"] == {}
+
     def test_a_missing_input_creates_nothing(self, server: RunningServer, tmp_path: Path) -> None:
         """run on a file that is not there: exit 2, and no ledger, log or journal appears."""
         assert main(run(tmp_path / "missing.txt")) == 2
@@ -310,6 +326,30 @@ class TestRefusedBeforeAnything:
         before = ledger.read_bytes()
         assert main(["report", "--state", f"{path}.bulkresign", "--output", str(ledger)]) == 2
         assert ledger.read_bytes() == before
+
+    @pytest.mark.parametrize("blank", ["empty", "no tables"])
+    def test_a_state_file_killed_as_it_was_made_starts_afresh(
+        self,
+        server: RunningServer,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        blank: str,
+    ) -> None:
+        """SIGKILL while the ledger is created leaves an empty file or a database without
+        tables: status says what it is, and the same run starts the job (every command refused
+        it for good: "not a bulkresign state file")."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(USERS[:60]) + "\n")
+        state = Path(f"{path}.bulkresign")
+        if blank == "empty":
+            state.touch(mode=0o600)
+        else:
+            sqlite3.connect(state).execute("PRAGMA user_version=0").connection.close()
+            state.chmod(0o600)
+        assert main(["status", "--state", str(state)]) == 2
+        assert "an empty state file" in capsys.readouterr().err
+        assert main(run(path)) == 0
+        assert each_resigned_once(server, 60)
 
 
 class TestStoppedAtTheBadSpot:

@@ -136,6 +136,16 @@ class TestAfterTheRun:
         assert len(out.read_text().splitlines()) == len(LINES)
         assert stat.S_IMODE(out.stat().st_mode) == 0o600
 
+    def test_a_temp_file_a_killed_report_left_is_removed(self, state: Path, tmp_path: Path) -> None:
+        """The next report to the same file removes the temp file a SIGKILL left behind (full of
+        IDs, it stayed for good); a file merely like it is left alone."""
+        out = tmp_path / "r.csv"
+        left, other = tmp_path / ".r.csv.0badc0de.tmp", tmp_path / ".r.csv.notours.tmp"
+        for f in (left, other):
+            f.write_text("line,id\n")
+        assert main(["report", "--state", str(state), "--output", str(out)]) == 0
+        assert not left.exists() and other.exists() and out.exists()
+
     def test_a_report_over_a_foreign_file_is_refused_before_any_call(
         self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
