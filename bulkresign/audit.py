@@ -216,6 +216,18 @@ class AuditJournal:
             **fields,
         )
 
+    def in_place(self) -> bool:
+        """Whether the path still names the file being written (not moved, replaced, deleted)."""
+        with self._lock:
+            if self._fd < 0:
+                return True  # closed: nothing more is written to it
+            try:
+                named = os.stat(self.path)
+            except OSError:
+                return False
+            held = os.fstat(self._fd)
+        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
     def close(self) -> None:
         """Close the file; later appends raise ``ValueError``."""
         with self._lock:

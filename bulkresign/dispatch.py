@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -83,6 +83,9 @@ class Dispatcher:
     reviewed: anyio.Event = field(default_factory=anyio.Event)
     waiting: set[anyio.CancelScope] = field(default_factory=set)
     """The scopes of sends waiting for a slot, cancelled by :meth:`stop`."""
+    records_gone: Callable[[], str | None] | None = None
+    """Why the run's records (its audit journal) are no longer where they are written, or
+    ``None``: checked beside the state file (:func:`bulkresign.upkeep.flush_periodically`)."""
     unsent: set[int] = field(default_factory=set)
     """Batches whose first attempt's intent is committed but whose request has not left. What is
     still here when the run ends is withdrawn (:func:`bulkresign.pipeline.run_pipeline`)."""

@@ -135,10 +135,12 @@ async def run_job(
     stats: RunStats | None = None,
     watch: Watch | None = None,
     stamp: Callable[[], Mapping[str, object]] | None = None,
+    records_gone: Callable[[], str | None] | None = None,
 ) -> JobOutcome | None:
     """Run (or resume) the job; ``None`` when ``confirm`` declined before anything was sent.
 
-    ``stamp`` adds bookkeeping to every ledger commit (see :mod:`bulkresign.checkpoint`).
+    ``stamp`` adds bookkeeping to every ledger commit (see :mod:`bulkresign.checkpoint`);
+    ``records_gone`` says why the run's records are gone, if they are: the run stops.
     """
     resuming = cfg.state.exists()
     path = Path(cfg.spec.path)  # the CLI makes it absolute, so the manifest names one file
@@ -204,6 +206,7 @@ async def run_job(
                 events=events(info) if events is not None else FanOut(),
                 stats=live,
                 rng=random.Random(),
+                records_gone=records_gone,
             )
             ahead = await _journaled(ckpt, cfg.journal, anchor) if resuming else {}
             # A one-time input cannot be hashed ahead: the resume checks the bytes read before.

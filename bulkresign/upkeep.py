@@ -16,14 +16,19 @@ __all__ = ["FLUSH_EVERY", "flush_periodically", "settle", "watch_signals"]
 
 #: Seconds between commits of posted outcomes when no intent commit carries them sooner.
 FLUSH_EVERY = 0.05
+#: Flush ticks between checks that the run's records are still where they are written (1 s).
+RECORDS_EVERY = 20
 
 
 async def flush_periodically(dispatcher: Dispatcher) -> None:
     """Commit posted outcomes every :data:`FLUSH_EVERY` seconds; stop the run if its state file
     is no longer where it was opened."""
     ckpt = dispatcher.checkpoint
+    gone = dispatcher.records_gone
+    ticks = 0
     while True:
         await anyio.sleep(FLUSH_EVERY)
+        ticks += 1
         # A state file moved away mid-run leaves its WAL behind under the old name, and the
         # next run at that path would start the job afresh: stop at once, and say so.
         if not ckpt.ledger.in_place():
@@ -31,6 +36,9 @@ async def flush_periodically(dispatcher: Dispatcher) -> None:
                 f"{ckpt.ledger.path}: the state file was moved, replaced or deleted while the run "
                 "used it; put it back, with its -wal and -shm files, before resuming"
             )
+        # The journal is the run's evidence: written on into a deleted file, it would be lost.
+        if gone is not None and ticks % RECORDS_EVERY == 0 and (why := gone()) is not None:
+            dispatcher.stop(why)
         if ckpt.queued:
             await ckpt.flush()
 

@@ -88,6 +88,15 @@ class Records:
         get_logger().info("run_started", resuming=info.resuming, userpool_id=info.userpool_id)
         return FanOut(LogEvents(), JournalEvents(journal))
 
+    def gone(self) -> str | None:
+        """Why the audit journal is no longer where the run writes it, if it is not."""
+        if self._journal is None or self._journal.in_place():
+            return None
+        return (
+            f"{self.journal}: the audit journal was moved or deleted while the run wrote it; "
+            "put it back before resuming"
+        )
+
     def stamp(self) -> Mapping[str, object]:
         """The journal's anchor for the ledger's next commit, at most once a second.
 

@@ -209,6 +209,7 @@ def _run(cfg: JobConfig, args: argparse.Namespace, records: Records) -> int:
                 stats=live,
                 watch=None if args.no_progress else watch,
                 stamp=records.stamp,
+                records_gone=records.gone,
             )
             if outcome is not None and outcome.result.finished:
                 settle_outcome()

@@ -731,6 +731,32 @@ class TestFilesThatFail:
         assert "was moved, replaced or deleted" in err and "Traceback" not in err
         assert oracle(server)["resigned_total"] < 350  # type: ignore[operator]
 
+    def test_a_journal_deleted_mid_run_stops_it(
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Deleting the audit journal under a run stops it (exit 3), saying so (it went on into
+        the deleted file and listed it as written); the resume wants --new-journal, then
+        finishes, each user once."""
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(USERS[:350]) + "\n")
+        journal = tmp_path / "ids.txt.bulkresign.journal"
+
+        def delete_after_the_first_call() -> None:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not oracle(server)["resigned_total"]:
+                time.sleep(0.01)
+            journal.unlink()
+
+        deleter = threading.Thread(target=delete_after_the_first_call, daemon=True)
+        deleter.start()
+        assert main(run(path, "--rate", "3", "--concurrency", "1")) == 3
+        deleter.join(timeout=10)
+        err = capsys.readouterr().err
+        assert "the audit journal was moved or deleted" in err and "Traceback" not in err
+        assert main(run(path)) == 2  # the anchored journal is gone: said, not started anew
+        assert main(run(path, "--new-journal")) == 0
+        assert each_resigned_once(server, 350)
+
     def test_the_end_of_run_reads_survive_a_vanished_state_file(self, tmp_path: Path) -> None:
         """Moved away as the run ended: the counts are unknown (None), not a crash."""
         gone = tmp_path / "gone.bulkresign"
