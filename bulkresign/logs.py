@@ -259,7 +259,7 @@ def configure_logging(
     if path is not None:
         check_log_file(path)
         handle = cast(BinaryIO, open_private(path, "ab"))  # refuses a shared file or a link
-        factory = structlog.BytesLoggerFactory(handle)
+        factory = structlog.BytesLoggerFactory(cast(BinaryIO, _Named(handle, path)))
     else:
         processors, factory = [_drop], structlog.ReturnLoggerFactory()
     structlog.configure(
@@ -270,6 +270,26 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     _LogFile.replace(handle)
+
+
+class _Named:
+    """The log file, whose write errors name it: a full disk said only "No space left on
+    device", without saying on which file."""
+
+    def __init__(self, handle: BinaryIO, path: Path) -> None:
+        self._handle, self._path = handle, path
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._handle.write(data)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(self._path)) from None
+
+    def flush(self) -> None:
+        try:
+            self._handle.flush()
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(self._path)) from None
 
 
 def reset_logging() -> None:

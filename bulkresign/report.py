@@ -316,6 +316,11 @@ def _replacing(output: Path) -> Iterator[IO[str]]:
         with out:
             yield out
         os.replace(temp, output)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        if exc.filename is None:  # a write to the open file: say which (a full disk, say)
+            raise OSError(exc.errno, exc.strerror, str(output)) from None
+        raise
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

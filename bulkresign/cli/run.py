@@ -277,13 +277,30 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
         if reason is not None and reason.startswith(STOP_PREFIX):
             mark_canary_told(cfg.state)  # shown: a resume goes on regardless
         return ExitCode.STOPPED
-    if args.report is not None:
-        write_report(cfg.state, args.report, exclude=cfg.exclude)
-        mark_report(cfg.state, args.report)
-        print(f"bulkresign: report written to {args.report}", file=sys.stderr)
+    unwritten = args.report is not None and not _write_report(cfg, args.report)
     problems = count_problems(cfg.state)  # over every run of the job, not just this one
     if problems is None:  # the state file went away as the run ended: this run's own count
         problems = outcome.stats.not_found + outcome.stats.failed
-    if rejected or problems:
+    if rejected or problems or unwritten:
         return ExitCode.PROBLEMS
     return ExitCode.OK
+
+
+def _write_report(cfg: JobConfig, report: Path) -> bool:
+    """Write the finished run's report; on failure say so, and how to write it later."""
+    try:
+        write_report(cfg.state, report, exclude=cfg.exclude)
+        mark_report(cfg.state, report)
+    except (BulkResignError, OSError) as exc:
+        # The run is finished: the report can be written again, and exit 2 would say "nothing
+        # was sent".
+        print(f"bulkresign: error: {describe(exc)}", file=sys.stderr)
+        print(
+            f"bulkresign: the run finished, but its report was not written: once the cause is "
+            f"fixed, `bulkresign report --state {shlex.quote(str(cfg.state))} --output "
+            f"{shlex.quote(str(report))}` writes it",
+            file=sys.stderr,
+        )
+        return False
+    print(f"bulkresign: report written to {report}", file=sys.stderr)
+    return True

@@ -138,3 +138,39 @@ def test_a_damaged_state_file_is_one_line(
     assert err == [
         f"bulkresign: error: {state}: not a usable state file (database disk image is malformed)"
     ]
+
+
+def test_a_report_that_cannot_be_written_after_the_run_says_how_to_write_it(
+    server: RunningServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A full disk as the finished run writes --report: exit 1 and the command that writes it
+    later (it was exit 2, "an error before any resign call", after resigning everyone)."""
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(USERS[:60]) + "\n")
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "r.csv"))
+
+    monkeypatch.setattr("bulkresign.cli.run.write_report", full)
+    argv = ["run", str(path), "--yes", "--no-progress", "--report", str(tmp_path / "r.csv")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "r.csv: No space left on device" in err and "bulkresign report --state" in err
+    assert each_resigned_once(server, 60)
+
+
+def test_a_full_disk_under_the_log_names_the_log(tmp_path: Path) -> None:
+    """A write to the log that fails says which file (it said only "No space left")."""
+    from bulkresign.logs import _Named
+
+    class Full(io.BytesIO):
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    log = tmp_path / "run.log"
+    with pytest.raises(OSError) as info:
+        _Named(Full(), log).write(b"{}\n")
+    assert info.value.filename == str(log)
