@@ -134,6 +134,8 @@ class Ledger(LedgerView):
             if not exists:  # half made (a full disk): later runs would take it for a stranger's
                 for made in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                     made.unlink(missing_ok=True)
+            if isinstance(exc, sqlite3.OperationalError):  # the disk or the folder, not the file
+                raise LedgerError(f"{path}: cannot use the state file ({exc})") from exc
             if isinstance(exc, sqlite3.DatabaseError):
                 raise LedgerError(f"{path}: not a usable state file ({exc})") from exc
             raise
