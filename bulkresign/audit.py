@@ -36,6 +36,7 @@ from bulkresign.chain import (
 from bulkresign.errors import ConfigError, LedgerError
 from bulkresign.files import PRIVATE_MODE, check_private
 from bulkresign.redact import redact
+from bulkresign.sqlfile import is_blank
 
 __all__ = [
     "GENESIS",
@@ -247,11 +248,12 @@ class AuditJournal:
         self.close()
 
 
-def check_journal_file(path: Path, *, fresh: bool) -> None:
+def check_journal_file(path: Path, *, state: Path) -> None:
     """Refuse, before anything is created, a ``--journal`` that is a symbolic link, a folder, a
     file with content but no journal entry — a run would refuse it only after creating its
-    state file and log — or, for a ``fresh`` run (no state file yet), a journal of an earlier
-    run: its state file is gone, and the calls it records could not be told from new ones."""
+    state file and log — or, when ``state`` holds no run yet (missing, or left empty by a kill
+    as it was made), a journal of another run: of one whose state file is gone, the calls it
+    records could not be told from new ones; another run's would take this one's entries."""
     if path.is_symlink():
         raise ConfigError(f"{path}: a symbolic link; name the file itself")
     if path.exists() and not path.is_file():
@@ -264,10 +266,21 @@ def check_journal_file(path: Path, *, fresh: bool) -> None:
         return  # unreadable: opening it will say why
     if not journal:
         raise ConfigError(f"{path}: exists and is not an audit journal; name another --journal")
-    if fresh:
+    if not state.exists() or (is_blank(state) and _started_for(path) != os.path.abspath(state)):
         raise ConfigError(
-            f"{path}: the audit journal of an earlier run, whose state file is not there: if "
-            "it was moved, give it with --state; if it is lost, the calls this journal records "
-            "cannot be checked, and running again may resign those users twice; to start over "
-            "anyway, name another --journal"
+            f"{path}: the audit journal of another run, and {state} holds none yet: if that "
+            "run's state file was moved, give it with --state; if it is lost, the calls this "
+            "journal records cannot be checked, and running again may resign those users "
+            "twice; to start over anyway, name another --journal"
         )
+
+
+def _started_for(path: Path) -> str | None:
+    """The state file the journal's first entry (``run_started``) names, made absolute."""
+    try:
+        with path.open("rb") as f:
+            entry = orjson.loads(f.readline(1 << 16))
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    state = entry.get("state") if isinstance(entry, dict) else None
+    return os.path.abspath(state) if isinstance(state, str) else None

@@ -20,10 +20,12 @@ import anyio
 import anyio.to_thread
 import orjson
 
+from bulkresign.chain import JournalAnchor
 from bulkresign.checkpoint import Checkpointer
 from bulkresign.digest import FileStamp, hash_file
 from bulkresign.errors import ConfigError, InputError, LedgerError
 from bulkresign.inputspec import InputSpec
+from bulkresign.journaled import journaled, unsettled
 from bulkresign.ledger import Ledger
 from bulkresign.models import BatchState
 from bulkresign.records import handed_to
@@ -78,6 +80,16 @@ def hand_off(state: Path, *, abandon: bool, to: str) -> Iterator[None]:
             closing = not finished and handed_to(meta) is None
             counts = ledger.state_counts()
             doubt = counts.get(BatchState.SENDING, 0) + counts.get(BatchState.IN_DOUBT, 0)
+            anchor = JournalAnchor.from_meta(meta)
+            journal = Path(anchor.path) if anchor is not None else Path(f"{state}.journal")
+            if closing and unsettled(ledger, journaled(ledger, journal, anchor)):
+                # The ledger lost commits (bulkresign.journaled): rows it calls unprocessed may
+                # have been sent; only this run's resume reads them back.
+                raise ConfigError(
+                    f"{state}: its audit journal records calls this state file does not hold as "
+                    "sent (it lost commits: a -wal deleted, an older copy put back); resume the "
+                    "run first (the same `bulkresign run` command): it reads them back"
+                )
             if closing and doubt:
                 # Their calls may have been applied: only this run's read-back can tell, and a
                 # closed run never reads back, so they would stay in doubt for good.

@@ -40,7 +40,7 @@ from bulkresign.dispatch import Dispatcher, DispatchSettings
 from bulkresign.events import Events, FanOut
 from bulkresign.held import HeldStream
 from bulkresign.inputspec import InputSpec
-from bulkresign.journaled import mark_in_doubt, sent_after
+from bulkresign.journaled import journaled, note_journaled
 from bulkresign.ledger import Ledger, Manifest
 from bulkresign.limiter import SEND_AHEAD, LimiterStats, RateLimiter
 from bulkresign.models import Batch, Endpoint
@@ -284,15 +284,11 @@ async def run_job(
 async def _journaled(
     ckpt: Checkpointer, journal: Path | None, anchor: JournalAnchor | None
 ) -> Mapping[int, frozenset[str]]:
-    """Mark in doubt the batches the journal records sent after the ledger's anchor that the
-    ledger holds as not sent; return those it does not hold at all, for the pipeline."""
+    """Commit what the journal says was sent that the ledger does not hold as sent
+    (:mod:`bulkresign.journaled`); return the batches the ledger does not hold at all."""
     path = journal if journal is not None else Path(anchor.path) if anchor is not None else None
-    if path is None:
-        return {}
-    sent = await anyio.to_thread.run_sync(sent_after, path, anchor)
-    if not sent:
-        return {}
+    sent = await ckpt.read(lambda led: journaled(led, path, anchor))
     last = await ckpt.read(lambda led: led.last_seq())
-    held = [seq for seq in sent if seq <= last]
-    await ckpt.write(partial(mark_in_doubt, seqs=held))
+    if sent:
+        await ckpt.write(partial(note_journaled, sent=sent))
     return {seq: ids for seq, ids in sent.items() if seq > last}

@@ -8,11 +8,17 @@ its ``-wal`` file deleted between runs, or an older copy of it put back. A resum
 ledger would form those batches again and send them blind, resigning their users twice. The
 run reads the journal past the anchor and treats every batch sent there as in doubt: read back
 before anything of it is sent again.
+
+What it learns is committed to the ledger before anything else (:func:`note_journaled`): the
+batches it holds become IN_DOUBT, and those it does not hold yet are kept in its meta
+(:data:`JOURNALED_KEY`) until the input forms them. Every commit moves the anchor to the
+journal's end, so a run that stopped before forming them (a refusal, a kill) would otherwise have
+left the next one nothing to read past the anchor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
@@ -22,7 +28,10 @@ from bulkresign.errors import LedgerError
 from bulkresign.ledger import Ledger
 from bulkresign.models import BatchState
 
-__all__ = ["mark_in_doubt", "sent_after"]
+__all__ = ["JOURNALED_KEY", "journaled", "note_journaled", "sent_after", "unsettled"]
+
+#: The ledger's meta key for the batches the journal records sent that the ledger does not hold.
+JOURNALED_KEY = "journaled_sent"
 
 
 def sent_after(journal: Path, anchor: JournalAnchor | None) -> Mapping[int, frozenset[str]]:
@@ -50,10 +59,42 @@ def sent_after(journal: Path, anchor: JournalAnchor | None) -> Mapping[int, froz
     return {seq: frozenset(ids) for seq, ids in sent.items()}
 
 
-def mark_in_doubt(led: Ledger, *, seqs: Iterable[int]) -> None:
-    """Move the batches ``seqs`` that the ledger holds as not sent (PENDING) to IN_DOUBT, so
-    that they are read back before any resend (call inside a transaction)."""
-    for seq in seqs:
-        record = led.batch(seq)
+def journaled(
+    led: Ledger, journal: Path | None, anchor: JournalAnchor | None
+) -> dict[int, frozenset[str]]:
+    """Every batch known sent but not as sent by the ledger: the journal's past the anchor, and
+    those an earlier run kept in the meta; with their IDs."""
+    found: dict[int, set[str]] = {}
+    raw = led.meta().get(JOURNALED_KEY)
+    for seq, ids in (orjson.loads(raw) if raw else {}).items():
+        found.setdefault(int(seq), set()).update(ids)
+    if journal is not None:
+        for seq, ids in sent_after(journal, anchor).items():
+            found.setdefault(seq, set()).update(ids)
+    return {seq: frozenset(ids) for seq, ids in found.items()}
+
+
+def note_journaled(led: Ledger, *, sent: Mapping[int, frozenset[str]]) -> None:
+    """Commit what :func:`journaled` found: the batches the ledger holds as not sent (PENDING)
+    become IN_DOUBT, read back before any resend; the rest are kept in the meta until the input
+    forms them (call inside a transaction)."""
+    last = led.last_seq()
+    for seq in sent:
+        record = led.batch(seq) if seq <= last else None
         if record is not None and record.state is BatchState.PENDING:
             led.set_state(seq, BatchState.IN_DOUBT)
+    ahead = {str(seq): sorted(ids) for seq, ids in sent.items() if seq > last}
+    if ahead:
+        led.set_meta_json(JOURNALED_KEY, ahead)
+    else:
+        led.set_meta(JOURNALED_KEY, "")
+
+
+def unsettled(led: Ledger, sent: Mapping[int, frozenset[str]]) -> int:
+    """How many of the batches ``sent`` the ledger holds as not sent, or not at all."""
+    last = led.last_seq()
+    count = 0
+    for seq in sent:
+        record = led.batch(seq) if seq <= last else None
+        count += record is None or record.state is BatchState.PENDING
+    return count

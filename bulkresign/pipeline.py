@@ -277,7 +277,8 @@ def _check_journaled(new: list[Batch], sent: Mapping[int, frozenset[str]]) -> No
         if b.seq in sent and not sent[b.seq] <= set(b.ids):
             raise LedgerMismatch(
                 f"the audit journal records batch {b.seq} sent with IDs the input's batch "
-                f"{b.seq} does not hold: the input changed since the run began"
+                f"{b.seq} does not hold: the input or its options (--batch-size, --id-type, "
+                "--format, …) differ from the run that sent it"
             )
 
 

@@ -78,6 +78,80 @@ def test_a_journal_of_a_run_whose_state_file_is_gone_is_refused(
         for key, value in monkey_env.items():
             mp.setenv(key, value)
         assert main(argv) == 2
-    assert "the audit journal of an earlier run" in capsys.readouterr().err
+    assert "the audit journal of another run" in capsys.readouterr().err
     assert not state.exists()
     assert emulator_server.oracle(summary=True)["resign_requests"] == sent
+
+
+def lose_what_follows(state: Path, runner: Runner) -> None:
+    """Kill a run, then a resume of it, and put back the ledger as the first left it."""
+    with sqlite3.connect(state) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    copy_ledger(state, state.with_name("copy.state"))
+    assert runner.run(crash_at="after_outcome_commit:12") == -9
+    put_back(state.with_name("copy.state"), state)
+
+
+@pytest.mark.timeout(120)
+def test_a_refused_resume_keeps_what_the_journal_says_for_the_next(
+    tmp_path: Path, emulator_server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The -wal lost before any checkpoint; a resume with other options is refused after it
+    read the journal, and moved the anchor past the calls the ledger lacks: the next resume
+    still reads them back (it resent them: 300 users twice)."""
+    workload = write_workload(tmp_path / "ids.txt", 2_000, seed=7)
+    state = tmp_path / "run.state"
+    runner = Runner(emulator_server, workload, state, rate=400.0)
+    assert runner.run(crash_at="after_outcome_commit:12") == -9
+    for sidecar in (Path(f"{state}-wal"), Path(f"{state}-shm")):
+        sidecar.unlink()  # never checkpointed: the state file is left without a table
+    other = [*runner.argv()[3:], "--batch-size", "40"]
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in runner.env().items():
+            mp.setenv(key, value)
+        assert main(other) == 2
+    assert "differ from the run that sent it" in capsys.readouterr().err
+    assert runner.run() == 0
+    assert_exactly_once(emulator_server, workload)
+
+
+@pytest.mark.timeout(120)
+def test_a_hand_off_from_a_ledger_behind_its_journal_is_refused(
+    tmp_path: Path, emulator_server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """report --abandon-run on a ledger that lost commits: refused (it handed off rows the
+    journal records sent, and their users were resigned twice); the resume then finishes."""
+    workload = write_workload(tmp_path / "ids.txt", 2_000, seed=8)
+    state = tmp_path / "run.state"
+    runner = Runner(emulator_server, workload, state, rate=400.0)
+    assert runner.run(crash_at="after_batch_insert:1") == -9
+    lose_what_follows(state, runner)
+    out = tmp_path / "handoff.csv"
+    report = ["report", "--state", str(state), "--outcome", "unprocessed"]
+    capsys.readouterr()
+    assert main([*report, "--abandon-run", "--output", str(out)]) == 2
+    assert "its audit journal records calls" in capsys.readouterr().err
+    assert not out.exists()
+    assert runner.run() == 0
+    assert_exactly_once(emulator_server, workload)
+
+
+def test_an_empty_state_file_does_not_adopt_another_runs_journal(
+    tmp_path: Path, emulator_server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty --state beside --journal of another, finished run: refused, and that journal
+    is left as it was (it took the new run's entries)."""
+    first = write_workload(tmp_path / "a.txt", 100, seed=9)
+    Runner(emulator_server, first, tmp_path / "a.state").run()
+    journal = tmp_path / "a.state.journal"
+    kept = journal.read_bytes()
+    blank = tmp_path / "b.state"
+    blank.touch(mode=0o600)
+    argv = ["run", str(first.path), "--yes", "--state", str(blank), "--journal", str(journal)]
+    argv += ["--host", emulator_server.url]
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in Runner(emulator_server, first, blank).env().items():
+            mp.setenv(key, value)
+        assert main(argv) == 2
+    assert "the audit journal of another run" in capsys.readouterr().err
+    assert journal.read_bytes() == kept
