@@ -17,7 +17,7 @@ from bulkresign.chunk import Chunk
 from bulkresign.dedup import KeyTable
 from bulkresign.digest import FileStamp, Prefix
 from bulkresign.errors import ConfigError
-from bulkresign.formats import pick_format
+from bulkresign.formats import pick_format, refuse_header_line
 from bulkresign.idkeys import match_keys
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.models import Batch
@@ -169,6 +169,7 @@ class Ingest:
         ) as reader:
             self._reader = reader
             fmt, note = pick_format(self.spec, reader.name, reader.sample)
+            refuse_header_line(self.spec, fmt, reader.name, reader.sample)
             if reader.gzip:
                 note = f"gzip-compressed, {note}"
             with tally.lock:

@@ -57,6 +57,8 @@ class CsvParser:
         self.column = spec.column
         self.id_type = spec.id_type
         self.index: int | None = None if spec.header else int(spec.column or 1) - 1
+        self.width: int | None = None
+        """Fields of the header, or of the first record without one."""
         self.note = "" if self.index is None else f"column {self.index + 1}"
         self.valid = normalizer(spec.id_type, case_sensitive_email=spec.case_sensitive_email)
 
@@ -192,18 +194,34 @@ class CsvParser:
                 raise self._unreadable_header(line, text, "control characters")
             self.index = self._resolve(line, names)
             self._refuse_id_as_header(line, names[self.index])
+            self.width = len(fields)
             return Item(line, None, SkipReason.HEADER, text)
+        if self.width is None:
+            self.width = len(fields)
         if self.index >= len(fields):
             return Item(line, None, RejectReason.MISSING_COLUMN, text)
+        if len(fields) > self.width and any(f.strip(" \t") for f in fields[self.width :]):
+            return Item(line, None, RejectReason.EXTRA_FIELDS, text)
         value = fields[self.index]
         return Item(line, value, None, value)
 
     def _refuse_id_as_header(self, line: int, name: str) -> None:
         """A header whose ID column is named by a valid ID of a shaped type (a user_id, email,
         phone, identity or sync relation: no column is named so) is a file without a header:
-        its first ID would be skipped unseen. A column given by name proves a header; a loose
-        type (a username) cannot tell."""
-        if isinstance(self.column, str) or self.id_type not in _SHAPED:
+        its first ID would be skipped unseen. A column given by name proves a header. For a
+        loose type (a username, an external ID) any name is a valid ID: only the names known
+        for its column pass unnamed."""
+        if isinstance(self.column, str):
+            return
+        if self.id_type not in _SHAPED:
+            if squash(name) not in ID_NAMES[self.id_type]:
+                raise InputError(
+                    f"the header's ID column is {name!r}, which could be a {self.id_type}: if "
+                    "the file has no header line, pass --no-header; if it does, name the "
+                    f"column with --column {name!r}",
+                    path=self.name,
+                    line=line,
+                )
             return
         if squash(name) not in ID_NAMES[self.id_type] and not isinstance(
             self.valid(name), RejectReason

@@ -32,6 +32,7 @@ __all__ = [
     "pick_format",
     "plain_items",
     "precheck",
+    "refuse_header_line",
     "squash",
 ]
 
@@ -202,17 +203,18 @@ class JsonlParser:
                 )
 
     def _resolve(self, line: int, obj: dict[str, object]) -> str:
-        """The ID field: named for the ID type, or the first object's only key (as a CSV
-        header's only column is taken)."""
-        squashed = {squash(k): k for k in obj}
-        found = [squashed[name] for name in ID_NAMES[self.id_type] if name in squashed]
-        if found or len(obj) == 1:
+        """The ID field: the one key named for the ID type, or the first object's only key (as
+        a CSV header's only column is taken). Two keys named for it (``mobile`` and ``phone``,
+        ``mail`` and ``Mail``) are refused, as two such CSV columns are: either could be meant."""
+        found = [k for k in obj if squash(k) in ID_NAMES[self.id_type]]
+        if len(found) == 1 or (not found and len(obj) == 1):
             self.field = found[0] if found else next(iter(obj))
             self.note = f"field {self.field!r}"
             return self.field
-        keys = ", ".join(repr(k) for k in list(obj)[:20])
+        keys = ", ".join(repr(k) for k in (found or list(obj))[:20])
+        what = "keys that could hold the ID" if found else "keys"
         raise InputError(
-            f"name the ID field with --field; the first object has keys: {keys}",
+            f"name the ID field with --field; the first object has {what}: {keys}",
             path=self.name,
             line=line,
         )
@@ -240,3 +242,31 @@ def _json_kind(value: object) -> str:
     if isinstance(value, list):
         return "an array"
     return "an object"
+
+
+#: Types any word is a valid ID of: a header line in a plain file would be sent as one.
+_LOOSE = frozenset({IdType.USERNAME, IdType.EXTERNAL_ID})
+
+
+def refuse_header_line(spec: InputSpec, fmt: Format, name: str, sample: bytes) -> None:
+    """Refuse a plain-lines input of usernames or external IDs whose first line is a column
+    name (``username``): a header there is sent as an ID, and resigns the account so named.
+    ``--no-header`` says the line is an ID."""
+    if fmt is not Format.LINES or not spec.header or spec.id_type not in _LOOSE:
+        return
+    for number, raw in enumerate(sample.split(b"\n")[:100], start=1):
+        line = raw.decode("utf-8", "replace").strip()
+        if not line or line.startswith("#"):
+            continue
+        if squash(line) in _COLUMN_NAMES:
+            raise InputError(
+                f"{line!r} reads as a column name, and would be sent as a {spec.id_type}: if "
+                "it is a header, remove it or give --format csv; if it is an ID, pass "
+                "--no-header",
+                path=name,
+                line=number,
+            )
+        return
+
+
+_COLUMN_NAMES = frozenset(n for names in ID_NAMES.values() for n in names)

@@ -47,6 +47,10 @@ class RejectReason(StrEnum):
     may be part of the ID, and trimmed it could name another account."""
     BAD_CSV = "bad_csv"
     MISSING_COLUMN = "missing_column"
+    EXTRA_FIELDS = "extra_fields"
+    """A CSV/TSV record with more fields than the header (or the first record) and something
+    in them: a delimiter inside an unquoted value (``Smith, John``) shifts every column after
+    it, and the ID column would hold another field's value."""
     BAD_JSON = "bad_json"
     MISSING_FIELD = "missing_field"
     DUPLICATE_FIELD = "duplicate_field"
@@ -97,7 +101,9 @@ def _email_re() -> re.Pattern[str]:
 _LOCAL_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+/=?^_`{|}~-."
 _DOMAIN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-."
 _PHONE_SEPARATORS = str.maketrans("", "", " -.()")
-_PHONE = re.compile(r"\+?[0-9]{5,15}")
+#: A ``+`` is followed by a country code, which never begins with 0 (ITU-T E.164): ``+00 1…``
+#: would otherwise be cut as if ``+1…`` and match another spelling's user.
+_PHONE = re.compile(r"\+[1-9][0-9]{4,14}|[0-9]{5,15}")
 
 
 def printable(text: str) -> str:

@@ -34,7 +34,10 @@ def preview(cfg: JobConfig, args: argparse.Namespace) -> Plan | None:
         return None  # scripted run without guards: stream at once, the first request in < 1 s
     if cfg.input_stamp is None:  # stdin or a pipe: read once, by the run itself
         name = "stdin" if cfg.spec.path == "-" else f"{cfg.spec.path}: a pipe"
-        raise ConfigError(f"{name} cannot be previewed: save it to a file, or pass --yes alone")
+        raise ConfigError(
+            f"{name} cannot be read ahead, so the prompt's count, --plan-sha256 and --max-users "
+            "cannot be checked before the run: save it to a file to keep them"
+        )
     # The stamp ties these reads to the run's: a file rewritten in between is refused.
     stats = Ingest(cfg.spec, exclude=cfg.exclude, stamp=cfg.input_stamp).drain()
     head = Ingest(cfg.spec, exclude=cfg.exclude, stamp=cfg.input_stamp).batches()

@@ -12,6 +12,7 @@ from bulkresign.errors import ConfigError
 from bulkresign.inputspec import Format, InputSpec
 from bulkresign.models import MAX_BATCH, Endpoint, IdType
 from bulkresign.tally import LineKind
+from bulkresign.validate import RejectReason, SkipReason, normalizer
 
 __all__ = [
     "RANGES",
@@ -105,16 +106,32 @@ def add_connection_options(p: argparse.ArgumentParser) -> None:
 
 
 def load_exclude(path: Path, spec: InputSpec) -> frozenset[str]:
-    """Protected IDs: one per line, the run's ID type; any bad line refuses the whole list."""
+    """Protected IDs: one per line, the run's ID type; any bad line refuses the whole list.
+
+    Protecting one account too many costs nothing; one too few is resigned. So a ``#`` line
+    that is a valid ID (a username ``#kim``) is protected as well as skipped as a comment, and
+    a value with a `` #`` inside (``kim  # the CEO``) protects what stands before it too.
+    """
     exclude = InputSpec(
-        str(path), spec.id_type, Format.LINES, case_sensitive_email=spec.case_sensitive_email
+        str(path),
+        spec.id_type,
+        Format.LINES,
+        header=False,
+        case_sensitive_email=spec.case_sensitive_email,
     )
+    valid = normalizer(spec.id_type, case_sensitive_email=spec.case_sensitive_email)
     values: set[str] = set()
     for row in Ingest(exclude).rows():
         if row.kind is LineKind.REJECTED:
             raise ConfigError(f"{path}:{row.line}: not a valid {spec.id_type} ({row.reason})")
-        if row.id is not None:
-            values.add(row.id)
+        texts = [row.id] if row.id is not None else []
+        if row.reason is SkipReason.COMMENT:
+            texts.append(row.raw.strip())
+        if row.id is not None and " #" in row.id:
+            texts.append(row.id.split(" #", 1)[0].strip())
+        values.update(v for v in map(valid, texts) if not isinstance(v, RejectReason))
+    if not values:
+        raise ConfigError(f"{path}: holds no {spec.id_type} to protect (only comments)")
     return frozenset(values)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bulkresign.batching import Ingest
@@ -48,6 +50,38 @@ class TestCsv:
         """--no-header reads every row, column 1 unless told otherwise."""
         path = write(f"{IDS[0]},x\n{IDS[1]},y\n", "u.csv")
         assert ids_of(path, header=False) == IDS[:2]
+
+    @pytest.mark.parametrize("suffix", ["csv", "tsv"])
+    def test_a_record_with_more_fields_than_the_header_is_rejected(
+        self, write: Write, suffix: str
+    ) -> None:
+        """`Smith,zed,7` under `name,ext`: an unquoted delimiter shifted the columns, and `zed`
+        was taken for the ID (another account); trailing empty fields are harmless."""
+        sep = "," if suffix == "csv" else "\t"
+        rows = ["name", "ext"], ["Smith", "zed", "7"], ["Jones", "8", ""], ["Kim", "9"]
+        path = write("".join(sep.join(r) + "\n" for r in rows), f"u.{suffix}")
+        assert ids_of(path, id_type="external_id", column="ext") == ["8", "9"]
+        stats = drain(path, id_type="external_id", column="ext")
+        assert stats.rejected_by_reason == {"extra_fields": 1} and accounted(stats)
+
+    def test_without_a_header_the_first_record_sets_the_width(self, write: Write) -> None:
+        """--no-header: a record wider than the first, with content there, is rejected."""
+        path = write("kim,1\nSmith,zed,7\nlee,2\n", "u.csv")
+        assert ids_of(path, id_type="username", header=False) == ["kim", "lee"]
+
+    @pytest.mark.parametrize("id_type", ["username", "external_id"])
+    def test_a_loose_types_header_must_be_a_known_name_or_named(
+        self, write: Write, id_type: str
+    ) -> None:
+        """`kim` over `zed`: any name is a valid username, so the header is refused unless it
+        is a known column name or named with --column (kim was skipped as a header, exit 0)."""
+        path = write("kim\nzed\n", "u.csv")
+        with pytest.raises(InputError, match="could be a"):
+            drain(path, id_type=id_type)
+        assert ids_of(path, id_type=id_type, column="kim") == ["zed"]
+        assert ids_of(path, id_type=id_type, header=False) == ["kim", "zed"]
+        known = "username" if id_type == "username" else "externalId"
+        assert ids_of(write(f"{known}\nzed\n", "k.csv"), id_type=id_type) == ["zed"]
 
     def test_quoted_fields(self, write: Write) -> None:
         """Quotes, doubled quotes and delimiters inside quotes are RFC 4180 CSV."""
@@ -189,7 +223,37 @@ class TestCsv:
             drain(write(b"n\xffame,id\n1,2\n", "u.csv"), column="id")
 
 
+class TestPlainLines:
+    @pytest.mark.parametrize("first", ["username", "User Name", "externalId", "email"])
+    def test_a_column_name_on_the_first_line_of_usernames_is_refused(
+        self, write: Write, first: str
+    ) -> None:
+        """`username` over `kim` in a plain file: refused (it was sent, and the account named
+        `username` resigned); --no-header says it is an ID."""
+        path = write(f"# staff\n{first}\nkim\n", "u.txt")
+        with pytest.raises(InputError, match=r"u\.txt:2: .* reads as a column name"):
+            drain(path, id_type="username")
+        assert ids_of(path, id_type="username", header=False) == [first, "kim"]
+
+    def test_a_shaped_type_needs_no_such_check(self, write: Write) -> None:
+        """`email` over an email: the word is not a valid email, rejected as a line is."""
+        stats = drain(write("email\na@b.co\n", "u.txt"), id_type="email")
+        assert (stats.accepted, stats.rejected) == (1, 1)
+
+
 class TestJsonl:
+    @pytest.mark.parametrize("keys", [("mobile", "phone"), ("mail", "Mail")])
+    def test_two_keys_named_for_the_type_need_field(
+        self, write: Write, keys: tuple[str, str]
+    ) -> None:
+        """`{"mobile": …, "phone": …}`: refused as two such CSV columns are (JSONL took
+        `phone`, and resigned that account)."""
+        id_type = "phone" if keys[0] == "mobile" else "email"
+        value = "+15550000007" if id_type == "phone" else "a@b.co"
+        row = json.dumps({keys[0]: value, keys[1]: value})
+        with pytest.raises(InputError, match="keys that could hold the ID"):
+            drain(write(row + "\n", "u.jsonl"), id_type=id_type)
+
     def test_field(self, write: Write) -> None:
         """--field names the key holding the ID."""
         path = write(f'{{"uid": "{IDS[0]}"}}\n{{"uid": "{IDS[1]}"}}\n', "u.jsonl")

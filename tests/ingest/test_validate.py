@@ -88,6 +88,7 @@ class TestPhone:
             ("+1234567890123456", R.INVALID_PHONE),
             ("1-800-FLOWERS", R.INVALID_PHONE),
             ("12+34567", R.INVALID_PHONE),
+            ("+0015550000007", R.INVALID_PHONE),  # no country code begins with 0: it was cut as +1
             ("١٢٣٤٥٦٧", R.INVALID_PHONE),  # Arabic-Indic digits are not sent as ASCII ones
         ],
     )

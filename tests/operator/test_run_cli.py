@@ -19,8 +19,11 @@ import pytest
 
 from bulkresign.chain import JournalAnchor
 from bulkresign.cli import main
+from bulkresign.cli.options import load_exclude
 from bulkresign.client import GenAuthReader
 from bulkresign.emulator import DEMO_ACCESS_KEY_SECRET, RunningServer, synthetic_user_id
+from bulkresign.errors import ConfigError
+from bulkresign.inputspec import InputSpec
 from bulkresign.ledger import Ledger
 from bulkresign.models import IdType
 
@@ -329,6 +332,17 @@ class TestGuards:
         assert main(run(path, "--id-type", "username", *guard)) == 2
         assert "other options" in capsys.readouterr().err
         assert server.oracle(summary=True)["requests"] == {}
+
+    def test_an_exclude_list_protects_what_a_comment_could_hide(self, tmp_path: Path) -> None:
+        """`#kim` (a valid username) is protected, not only skipped as a comment, and `kim  #
+        the CEO` protects `kim` (both were resigned); a list of comments alone is refused."""
+        exclude = tmp_path / "protect.txt"
+        exclude.write_text("#kim\nlee  # the CEO\n")
+        spec = InputSpec(str(tmp_path / "in.csv"), IdType.USERNAME)
+        assert {"#kim", "lee"} <= load_exclude(exclude, spec)
+        exclude.write_text("# nobody yet\n")
+        with pytest.raises(ConfigError, match="holds no email"):
+            load_exclude(exclude, InputSpec(str(tmp_path / "in.csv"), IdType.EMAIL))
 
     def test_a_plan_with_the_same_exclude_list_gives_the_hash_run_checks(
         self,
