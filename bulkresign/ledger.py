@@ -38,7 +38,14 @@ from bulkresign.records import (
     join_ids,
     join_lines,
 )
-from bulkresign.sqlfile import RunLock, Transaction, connect, is_blank, is_frozen
+from bulkresign.sqlfile import (
+    RunLock,
+    Transaction,
+    connect,
+    is_blank,
+    is_frozen,
+    read_only_note,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -135,7 +142,9 @@ class Ledger(LedgerView):
                 for made in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                     made.unlink(missing_ok=True)
             if isinstance(exc, sqlite3.OperationalError):  # the disk or the folder, not the file
-                raise LedgerError(f"{path}: cannot use the state file ({exc})") from exc
+                raise LedgerError(
+                    f"{path}: cannot use the state file ({exc}){read_only_note(path)}"
+                ) from exc
             if isinstance(exc, sqlite3.DatabaseError):
                 raise LedgerError(f"{path}: not a usable state file ({exc})") from exc
             raise

@@ -102,7 +102,9 @@ async def run_pipeline(
     mismatch: list[LedgerMismatch] = []
     input_error: list[InputError] = []
 
-    size = FIRST_CHUNK
+    # A pipe's writer may pause after its first lines: the first hop waits for one batch only
+    # (four held a slow producer's first 60 IDs until 200 had come).
+    size = 1 if read_so_far is not None else FIRST_CHUNK
     seen = -1  # the highest batch number the input has given so far
 
     async def take() -> list[Batch]:

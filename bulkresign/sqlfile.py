@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bulkresign.errors import LedgerError
 
-__all__ = ["RunLock", "Transaction", "connect", "is_blank", "is_frozen"]
+__all__ = ["RunLock", "Transaction", "connect", "is_blank", "is_frozen", "read_only_note"]
 
 
 class RunLock:
@@ -114,6 +114,17 @@ def is_blank(path: Path) -> bool:
             conn.close()
     except (OSError, sqlite3.Error):
         return False
+
+
+def read_only_note(path: Path) -> str:
+    """What a read-only folder means for a ledger SQLite could not open (see :func:`is_frozen`),
+    to add to the error; empty when the folder is writable."""
+    if os.access(path.parent, os.W_OK):
+        return ""
+    return (
+        "; its folder is read-only and its -wal holds changes, which SQLite reads only with a "
+        "-shm it must create there: copy the state file with its -wal to a writable folder"
+    )
 
 
 class Transaction:

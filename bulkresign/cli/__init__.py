@@ -225,7 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = ExitCode.USAGE
     except sqlite3.DatabaseError as exc:  # a damaged state file, met by a command reading it
         where = getattr(args, "state", None) or "the state file"
-        print(f"bulkresign: error: {where}: not a usable state file ({exc})", file=sys.stderr)
+        what = "cannot use" if isinstance(exc, sqlite3.OperationalError) else "not a usable"
+        print(f"bulkresign: error: {where}: {what} state file ({exc})", file=sys.stderr)
         code = ExitCode.USAGE
     finally:
         if watched and argv is None:

@@ -550,6 +550,32 @@ class TestPipes:
         assert from_stdin(monkeypatch, ids, argv) == 0
         assert each_resigned_once(server, 350)
 
+    @pytest.mark.timeout(60)
+    def test_a_slow_producers_first_batch_goes_out_at_once(
+        self, server: RunningServer, tmp_path: Path
+    ) -> None:
+        """60 IDs, then a pause: batch 0 is sent while the writer waits (it waited for four
+        batches, 200 IDs); the rest follows, each user once."""
+        state = tmp_path / "pipe.bulkresign"
+        argv = [sys.executable, "-m", "bulkresign", "run", "-", "--yes", "--no-progress"]
+        argv += ["--state", str(state), "--rate", "1000"]
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(("\n".join(USERS[:60]) + "\n").encode())
+            proc.stdin.flush()
+            deadline = time.monotonic() + 20
+            while oracle(server)["resigned_total"] != 50:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+            proc.stdin.write(("\n".join(USERS[60:200]) + "\n").encode())
+            proc.stdin.close()
+            assert proc.wait(timeout=30) == 0
+        finally:
+            proc.kill()
+            proc.wait()
+        assert each_resigned_once(server, 200)
+
     def test_a_named_pipe_is_read_once(self, server: RunningServer, tmp_path: Path) -> None:
         """A FIFO cannot be read twice: the run hashes what it reads and finishes."""
         run_from_fifo(tmp_path, USERS[:120])
