@@ -134,7 +134,10 @@ class StreamDigest:
     def finish(self) -> None:
         """The stream ended: it must not be shorter than what the earlier run read."""
         if self._expect is not None and self.prefix.size < self._expect.size:
-            self._differs(self._expect)
+            raise LedgerMismatch(
+                f"{self._name}: ends after {self.prefix.size:,} bytes, before the "
+                f"{self._expect.size:,} the earlier run read; feed the resumed run the same input"
+            )
         self.prefix = Prefix(self.prefix.size, self.prefix.sha256, ended=True)
 
     def _differs(self, want: Prefix) -> NoReturn:

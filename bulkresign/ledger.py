@@ -103,8 +103,9 @@ class Ledger(LedgerView):
                 check_private(path)
                 if manifest is None and is_blank(path):
                     raise LedgerError(
-                        f"{path}: an empty state file, left by a run stopped as it created it, "
-                        "before anything was sent: run the same `bulkresign run` command again"
+                        f"{path}: an empty state file, left by a run stopped as it created it (or "
+                        "one whose -wal was lost): run the same `bulkresign run` command again; "
+                        "it reads back whatever its audit journal records sent"
                     )
                 if manifest is None and not is_sqlite(path):
                     # Checked before connecting: SQLite would make an empty file a WAL database.

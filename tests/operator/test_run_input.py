@@ -845,14 +845,17 @@ class TestStreamDigest:
         assert again.prefix.sha256 == hashlib.sha256(data).hexdigest()
 
     @pytest.mark.parametrize(
-        ("stream", "error"), [(b"abcX", "update"), (b"ab", "finish")], ids=["differs", "shorter"]
+        ("stream", "error", "said"),
+        [(b"abcX", "update", "first 4 bytes differ"), (b"ab", "finish", "ends after 2 bytes")],
+        ids=["differs", "shorter"],
     )
-    def test_other_bytes_are_refused(self, stream: bytes, error: str) -> None:
-        """A stream that departs from the prefix, or ends before it, is a LedgerMismatch."""
+    def test_other_bytes_are_refused(self, stream: bytes, error: str, said: str) -> None:
+        """A stream that departs from the prefix, or ends before it, is a LedgerMismatch that
+        says which."""
         first = StreamDigest("in")
         first.update(b"abcd")
         again = StreamDigest("in", expect=first.prefix)
-        with pytest.raises(LedgerMismatch, match="first 4 bytes differ"):
+        with pytest.raises(LedgerMismatch, match=said):
             again.update(stream)
             if error == "finish":
                 again.finish()
