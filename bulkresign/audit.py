@@ -34,7 +34,7 @@ from bulkresign.chain import (
     verify_journal,
 )
 from bulkresign.errors import ConfigError, LedgerError
-from bulkresign.files import PRIVATE_MODE, check_private
+from bulkresign.files import PRIVATE_MODE, check_private, names_open_file
 from bulkresign.redact import redact
 from bulkresign.sqlfile import is_blank
 
@@ -220,14 +220,7 @@ class AuditJournal:
     def in_place(self) -> bool:
         """Whether the path still names the file being written (not moved, replaced, deleted)."""
         with self._lock:
-            if self._fd < 0:
-                return True  # closed: nothing more is written to it
-            try:
-                named = os.stat(self.path)
-            except OSError:
-                return False
-            held = os.fstat(self._fd)
-        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+            return self._fd < 0 or names_open_file(self.path, self._fd)  # closed: nothing to lose
 
     def close(self) -> None:
         """Close the file; later appends raise ``ValueError``."""

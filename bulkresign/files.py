@@ -20,6 +20,7 @@ __all__ = [
     "ensure_private",
     "is_sqlite",
     "open_private",
+    "names_open_file",
     "refuse_replacing",
     "run_files",
 ]
@@ -145,3 +146,13 @@ def is_sqlite(path: Path) -> bool:
             return existing.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
     except OSError:
         return False
+
+
+def names_open_file(path: Path | str, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not moved, replaced or deleted)."""
+    try:
+        named = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)

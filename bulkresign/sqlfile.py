@@ -14,6 +14,7 @@ import urllib.parse
 from pathlib import Path
 
 from bulkresign.errors import LedgerError
+from bulkresign.files import names_open_file
 
 __all__ = ["RunLock", "Transaction", "connect", "is_blank", "is_frozen", "read_only_note"]
 
@@ -48,12 +49,7 @@ class RunLock:
 
     def in_place(self) -> bool:
         """Whether the path still names the locked file (not moved, replaced or deleted)."""
-        try:
-            named = os.stat(self.path)
-        except OSError:
-            return False
-        held = os.fstat(self._fd)
-        return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+        return names_open_file(self.path, self._fd)
 
     def release(self) -> None:
         """Close the descriptor, which releases the lock (once; later calls do nothing)."""
