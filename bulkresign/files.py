@@ -6,11 +6,16 @@ asked to reuse is refused when group or others may read it, or when another user
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import glob
 import os
+import re
+import secrets
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, cast
 
 from bulkresign.errors import ConfigError
 
@@ -19,9 +24,10 @@ __all__ = [
     "check_private",
     "ensure_private",
     "is_sqlite",
-    "open_private",
     "names_open_file",
+    "open_private",
     "refuse_replacing",
+    "replacing",
     "run_files",
 ]
 
@@ -156,3 +162,32 @@ def names_open_file(path: Path | str, fd: int) -> bool:
         return False
     held = os.fstat(fd)
     return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+@contextlib.contextmanager
+def replacing(output: Path) -> Iterator[IO[str]]:
+    """A private file beside ``output`` that replaces it once the block completes (a report:
+    a reader never sees half of one, and one killed half way leaves the old one)."""
+    if output.exists() and not output.is_file():
+        raise ConfigError(f"{output}: not a regular file; leave out --output to write to stdout")
+    # A report killed while written left its temp file, full of IDs: ours by name, removed.
+    for stale in output.parent.glob(f".{glob.escape(output.name)}.*.tmp"):
+        if re.fullmatch(rf"\.{re.escape(output.name)}\.[0-9a-f]{{8}}\.tmp", stale.name):
+            stale.unlink(missing_ok=True)
+    temp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        out = cast("IO[str]", open_private(temp, "w", new=True))
+    except OSError as exc:
+        raise ConfigError(f"{output}: cannot write the report ({exc.strerror})") from None
+    try:
+        with out:
+            yield out
+        os.replace(temp, output)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        if exc.filename is None:  # a write to the open file: say which (a full disk, say)
+            raise OSError(exc.errno, exc.strerror, str(output)) from None
+        raise
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise

@@ -8,13 +8,8 @@ Rows stream to CSV or JSONL; a 10M-line report never sits in memory.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
-import glob
-import os
-import re
-import secrets
 import sys
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -22,14 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import orjson
 
 from bulkresign.batching import Ingest
 from bulkresign.digest import hash_file
 from bulkresign.errors import ConfigError, InputError, LedgerError, LedgerMismatch
-from bulkresign.files import open_private, refuse_replacing, run_files
+from bulkresign.files import refuse_replacing, replacing, run_files
 from bulkresign.inputspec import InputSpec
 from bulkresign.join import ReportRow, join_lines
 from bulkresign.ledger import Ledger
@@ -290,37 +285,9 @@ def write_report(
             read = input_path if input_path is not None else ledger.meta().get("input_path", "-")
             needed = {**run_files(state), "input": Path(read)}
             refuse_replacing(output, needed, REPORT_HEADS)
-            with _replacing(output) as out:
+            with replacing(output) as out:
                 written = write_rows(kept(), out, fmt or ReportFormat.for_path(output))
         error = str(stopped[0]) if stopped else None
         return ReportSummary(sum(seen.values()), written, dict(seen), error)
     finally:
         ledger.close()
-
-
-@contextlib.contextmanager
-def _replacing(output: Path) -> Iterator[IO[str]]:
-    """A private file beside ``output`` that replaces it once the block completes."""
-    if output.exists() and not output.is_file():
-        raise ConfigError(f"{output}: not a regular file; leave out --output to write to stdout")
-    # A report killed while written left its temp file, full of IDs: ours by name, removed.
-    for stale in output.parent.glob(f".{glob.escape(output.name)}.*.tmp"):
-        if re.fullmatch(rf"\.{re.escape(output.name)}\.[0-9a-f]{{8}}\.tmp", stale.name):
-            stale.unlink(missing_ok=True)
-    temp = output.with_name(f".{output.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        out = cast("IO[str]", open_private(temp, "w", new=True))
-    except OSError as exc:
-        raise ConfigError(f"{output}: cannot write the report ({exc.strerror})") from None
-    try:
-        with out:
-            yield out
-        os.replace(temp, output)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        if exc.filename is None:  # a write to the open file: say which (a full disk, say)
-            raise OSError(exc.errno, exc.strerror, str(output)) from None
-        raise
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
