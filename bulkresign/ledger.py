@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 
 from bulkresign.errors import LedgerError, LedgerMismatch
-from bulkresign.files import check_private, ensure_private, is_sqlite
+from bulkresign.files import ensure_private
 from bulkresign.ledgerview import LedgerView
 from bulkresign.models import Batch, BatchState
 from bulkresign.records import (
@@ -38,14 +38,7 @@ from bulkresign.records import (
     join_ids,
     join_lines,
 )
-from bulkresign.sqlfile import (
-    RunLock,
-    Transaction,
-    connect,
-    is_blank,
-    is_frozen,
-    read_only_note,
-)
+from bulkresign.sqlfile import RunLock, Transaction, check_existing, connect, is_frozen, told
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -98,18 +91,7 @@ class Ledger(LedgerView):
         lock: RunLock | None = None
         try:
             if exists:
-                if path.is_dir():
-                    raise LedgerError(f"{path}: is a directory, not a state file")
-                check_private(path)
-                if manifest is None and is_blank(path):
-                    raise LedgerError(
-                        f"{path}: an empty state file, left by a run stopped as it created it (or "
-                        "one whose -wal was lost): run the same `bulkresign run` command again; "
-                        "it reads back whatever its audit journal records sent"
-                    )
-                if manifest is None and not is_sqlite(path):
-                    # Checked before connecting: SQLite would make an empty file a WAL database.
-                    raise LedgerError(f"{path}: not a bulkresign state file")
+                check_existing(path, reading=manifest is None)
             else:
                 ensure_private(path)
             if manifest is not None:  # a run: the only writer (read-only tools never lock)
@@ -142,12 +124,8 @@ class Ledger(LedgerView):
             if not exists:  # half made (a full disk): later runs would take it for a stranger's
                 for made in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                     made.unlink(missing_ok=True)
-            if isinstance(exc, sqlite3.OperationalError):  # the disk or the folder, not the file
-                raise LedgerError(
-                    f"{path}: cannot use the state file ({exc}){read_only_note(path)}"
-                ) from exc
             if isinstance(exc, sqlite3.DatabaseError):
-                raise LedgerError(f"{path}: not a usable state file ({exc})") from exc
+                raise told(path, exc) from exc
             raise
         return ledger
 

@@ -14,9 +14,18 @@ import urllib.parse
 from pathlib import Path
 
 from bulkresign.errors import LedgerError
-from bulkresign.files import names_open_file
+from bulkresign.files import check_private, is_sqlite, names_open_file
 
-__all__ = ["RunLock", "Transaction", "connect", "is_blank", "is_frozen", "read_only_note"]
+__all__ = [
+    "RunLock",
+    "Transaction",
+    "check_existing",
+    "connect",
+    "is_blank",
+    "is_frozen",
+    "read_only_note",
+    "told",
+]
 
 
 class RunLock:
@@ -110,6 +119,30 @@ def is_blank(path: Path) -> bool:
             conn.close()
     except (OSError, sqlite3.Error):
         return False
+
+
+def check_existing(path: Path, *, reading: bool) -> None:
+    """Refuse, before connecting, a path that cannot be a ledger; ``reading`` for the read-only
+    commands, which never create one (SQLite would make an empty file a WAL database)."""
+    if path.is_dir():
+        raise LedgerError(f"{path}: is a directory, not a state file")
+    check_private(path)
+    if reading and is_blank(path):
+        raise LedgerError(
+            f"{path}: an empty state file, left by a run stopped as it created it (or one "
+            "whose -wal was lost): run the same `bulkresign run` command again; it reads back "
+            "whatever its audit journal records sent"
+        )
+    if reading and not is_sqlite(path):
+        raise LedgerError(f"{path}: not a bulkresign state file")
+
+
+def told(path: Path, exc: sqlite3.DatabaseError) -> LedgerError:
+    """SQLite's error opening ``path`` as the operator's one line: the disk or the folder
+    (``OperationalError``), or the file itself."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return LedgerError(f"{path}: cannot use the state file ({exc}){read_only_note(path)}")
+    return LedgerError(f"{path}: not a usable state file ({exc})")
 
 
 def read_only_note(path: Path) -> str:
