@@ -16,7 +16,7 @@ import hashlib
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -218,9 +218,15 @@ class AuditJournal:
         )
 
     def in_place(self) -> bool:
-        """Whether the path still names the file being written (not moved, replaced, deleted)."""
+        """Whether the path still names the file being written, whole (not moved, replaced, deleted
+        or cut)."""
         with self._lock:
-            return self._fd < 0 or names_open_file(self.path, self._fd)  # closed: nothing to lose
+            if self._fd < 0:
+                return True  # closed: nothing more is written to it
+            # Emptied or cut in place (`: > journal`): the same file, without its entries.
+            return (
+                names_open_file(self.path, self._fd) and os.fstat(self._fd).st_size >= self._offset
+            )
 
     def close(self) -> None:
         """Close the file; later appends raise ``ValueError``."""
@@ -241,12 +247,14 @@ class AuditJournal:
         self.close()
 
 
-def check_journal_file(path: Path, *, state: Path) -> None:
+def check_journal_file(path: Path, *, state: Path, run: Mapping[str, str] | None = None) -> None:
     """Refuse, before anything is created, a ``--journal`` that is a symbolic link, a folder, a
     file with content but no journal entry — a run would refuse it only after creating its
     state file and log — or, when ``state`` holds no run yet (missing, or left empty by a kill
     as it was made), a journal of another run: of one whose state file is gone, the calls it
-    records could not be told from new ones; another run's would take this one's entries."""
+    records could not be told from new ones; another run's would take this one's entries. Its
+    own journal, beside a state file left empty (a lost ``-wal``), must have been started with
+    ``run``'s endpoint, ID type, host and input: the state file no longer binds them."""
     if path.is_symlink():
         raise ConfigError(f"{path}: a symbolic link; name the file itself")
     if path.exists() and not path.is_file():
@@ -259,7 +267,15 @@ def check_journal_file(path: Path, *, state: Path) -> None:
         return  # unreadable: opening it will say why
     if not journal:
         raise ConfigError(f"{path}: exists and is not an audit journal; name another --journal")
-    if not state.exists() or (is_blank(state) and _started_for(path) != os.path.abspath(state)):
+    started = _started(path) if state.exists() and is_blank(state) else None
+    if started is not None and run is not None:
+        for key, given in run.items():
+            if isinstance(had := started.get(key), str) and had != given:
+                raise ConfigError(
+                    f"{path}: this run's journal began with {key} {had!r}, not {given!r}; its "
+                    f"state file {state} holds none of it (its -wal lost): give the same options"
+                )
+    if not state.exists() or (started is not None and _named(started) != os.path.abspath(state)):
         raise ConfigError(
             f"{path}: the audit journal of another run, and {state} holds none yet: if that "
             "run's state file was moved, give it with --state; if it is lost, the calls this "
@@ -268,12 +284,17 @@ def check_journal_file(path: Path, *, state: Path) -> None:
         )
 
 
-def _started_for(path: Path) -> str | None:
-    """The state file the journal's first entry (``run_started``) names, made absolute."""
+def _started(path: Path) -> dict[str, object]:
+    """The journal's first entry (``run_started``), or an empty dict."""
     try:
         with path.open("rb") as f:
             entry = orjson.loads(f.readline(1 << 16))
     except (OSError, orjson.JSONDecodeError):
-        return None
-    state = entry.get("state") if isinstance(entry, dict) else None
+        return {}
+    return entry if isinstance(entry, dict) else {}
+
+
+def _named(entry: Mapping[str, object]) -> str | None:
+    """The state file a ``run_started`` entry names, made absolute."""
+    state = entry.get("state")
     return os.path.abspath(state) if isinstance(state, str) else None

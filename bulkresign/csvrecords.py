@@ -194,7 +194,12 @@ class CsvParser:
                 raise self._unreadable_header(line, text, "control characters")
             self.index = self._resolve(line, names)
             self._refuse_id_as_header(line, names[self.index])
-            self.width = len(fields)
+            # Unnamed trailing columns (an Excel export's `name,username,,`) do not count: a
+            # shifted row's stray value would hide in them.
+            named = len(names)
+            while named > self.index + 1 and not names[named - 1]:
+                named -= 1
+            self.width = named
             return Item(line, None, SkipReason.HEADER, text)
         if self.width is None:
             self.width = len(fields)

@@ -260,7 +260,7 @@ def refuse_header_line(spec: InputSpec, fmt: Format, name: str, sample: bytes) -
             continue
         if squash(line) in _COLUMN_NAMES:
             raise InputError(
-                f"{line!r} reads as a column name, and would be sent as a {spec.id_type}: if "
+                f"{line!r} reads as a column name, and would be sent as an ID ({spec.id_type}): if "
                 "it is a header, remove it or give --format csv; if it is an ID, pass "
                 "--no-header",
                 path=name,

@@ -111,7 +111,10 @@ class Scanner:
                 yield pending
             return
         items = self._items(pieces)
-        size = FIRST_CHUNK_LINES  # small at first, as the reader's blocks: the first batch early
+        # Small at first, as the reader's blocks: the first batch early. Smaller still from a
+        # pipe, whose writer may pause: a group waits until it is full (2,048 records held a
+        # slow producer's first 60 until it went on).
+        size = FIRST_CHUNK_LINES if reader.size is not None else self.spec.batch_size + 1
         while True:
             group: list[Item] = []
             try:

@@ -121,16 +121,18 @@ def load_exclude(path: Path, spec: InputSpec) -> frozenset[str]:
     )
     valid = normalizer(spec.id_type, case_sensitive_email=spec.case_sensitive_email)
     values: set[str] = set()
+    listed = False
     for row in Ingest(exclude).rows():
         if row.kind is LineKind.REJECTED:
             raise ConfigError(f"{path}:{row.line}: not a valid {spec.id_type} ({row.reason})")
+        listed = listed or row.id is not None
         texts = [row.id] if row.id is not None else []
         if row.reason is SkipReason.COMMENT:
             texts.append(row.raw.strip())
         if row.id is not None and " #" in row.id:
             texts.append(row.id.split(" #", 1)[0].strip())
         values.update(v for v in map(valid, texts) if not isinstance(v, RejectReason))
-    if not values:
+    if not listed:  # a comment that is also a valid ID (`# only`) does not make it a list
         raise ConfigError(f"{path}: holds no {spec.id_type} to protect (only comments)")
     return frozenset(values)
 

@@ -88,13 +88,23 @@ class Records:
         get_logger().info("run_started", resuming=info.resuming, userpool_id=info.userpool_id)
         return FanOut(LogEvents(), JournalEvents(journal))
 
+    def started_as(self) -> dict[str, str]:
+        """What the journal's ``run_started`` records of this run that binds it to its input."""
+        cfg = self.cfg
+        return {
+            "host": cfg.host,
+            "endpoint": str(cfg.endpoint),
+            "id_type": str(cfg.spec.id_type),
+            "input": cfg.spec.path,
+        }
+
     def gone(self) -> str | None:
         """Why the audit journal is no longer where the run writes it, if it is not."""
         if self._journal is None or self._journal.in_place():
             return None
         return (
-            f"{self.journal}: the audit journal was moved or deleted while the run wrote it; "
-            "put it back before resuming"
+            f"{self.journal}: the audit journal was moved, deleted or cut while the run wrote "
+            "it; put it back before resuming (if it is lost, resume with --new-journal)"
         )
 
     def stamp(self) -> Mapping[str, object]:

@@ -174,7 +174,7 @@ def handle(args: argparse.Namespace) -> int:
     )
     check_report_path(args.report, cfg)
     check_log_file(records.log)
-    check_journal_file(records.journal, state=cfg.state)
+    check_journal_file(records.journal, state=cfg.state, run=records.started_as())
     cfg = check_head(cfg)
     with contextlib.closing(cfg.held_input) if cfg.held_input else contextlib.nullcontext():
         return _run(cfg, args, records)

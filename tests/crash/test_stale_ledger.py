@@ -155,3 +155,25 @@ def test_an_empty_state_file_does_not_adopt_another_runs_journal(
         assert main(argv) == 2
     assert "the audit journal of another run" in capsys.readouterr().err
     assert journal.read_bytes() == kept
+
+
+@pytest.mark.timeout(120)
+def test_a_state_file_that_lost_its_wal_is_held_to_its_journals_options(
+    tmp_path: Path, emulator_server: RunningServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Left empty by a lost -wal, the state file binds nothing: its journal's first entry does
+    (another --endpoint went ahead, and bound the ledger to it)."""
+    workload = write_workload(tmp_path / "ids.txt", 2_000, seed=10)
+    state = tmp_path / "run.state"
+    runner = Runner(emulator_server, workload, state, rate=400.0)
+    assert runner.run(crash_at="after_outcome_commit:12") == -9
+    for sidecar in (Path(f"{state}-wal"), Path(f"{state}-shm")):
+        sidecar.unlink()
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in runner.env().items():
+            mp.setenv(key, value)
+        assert main([*runner.argv()[3:], "--endpoint", "user"]) == 2
+    assert "began with endpoint 'public-account', not 'user'" in capsys.readouterr().err
+    assert runner.run() == 0
+    assert_exactly_once(emulator_server, workload)

@@ -64,6 +64,13 @@ class TestCsv:
         stats = drain(path, id_type="external_id", column="ext")
         assert stats.rejected_by_reason == {"extra_fields": 1} and accounted(stats)
 
+    def test_unnamed_trailing_header_columns_do_not_hide_a_shifted_row(self, write: Write) -> None:
+        """`name,username,,` (an Excel export): `Smith,John,user1,` is shifted, rejected (the
+        stray value hid in an unnamed column and `John` was resigned); empty ones pass."""
+        path = write("name,username,,\nSmith,John,user1,\nLee,user2,,\n", "u.csv")
+        assert ids_of(path, id_type="username") == ["user2"]
+        assert drain(path, id_type="username").rejected_by_reason == {"extra_fields": 1}
+
     def test_without_a_header_the_first_record_sets_the_width(self, write: Write) -> None:
         """--no-header: a record wider than the first, with content there, is rejected."""
         path = write("kim,1\nSmith,zed,7\nlee,2\n", "u.csv")

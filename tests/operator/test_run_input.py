@@ -551,18 +551,20 @@ class TestPipes:
         assert each_resigned_once(server, 350)
 
     @pytest.mark.timeout(60)
+    @pytest.mark.parametrize("fmt", ["lines", "csv"])
     def test_a_slow_producers_first_batch_goes_out_at_once(
-        self, server: RunningServer, tmp_path: Path
+        self, server: RunningServer, tmp_path: Path, fmt: str
     ) -> None:
         """60 IDs, then a pause: batch 0 is sent while the writer waits (it waited for four
-        batches, 200 IDs); the rest follows, each user once."""
+        batches, 200 IDs; a CSV for 2,048 records); the rest follows, each user once."""
         state = tmp_path / "pipe.bulkresign"
         argv = [sys.executable, "-m", "bulkresign", "run", "-", "--yes", "--no-progress"]
-        argv += ["--state", str(state), "--rate", "1000"]
+        argv += ["--state", str(state), "--rate", "1000", "--format", fmt]
+        head = "user_id\n" if fmt == "csv" else ""
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
             assert proc.stdin is not None
-            proc.stdin.write(("\n".join(USERS[:60]) + "\n").encode())
+            proc.stdin.write((head + "\n".join(USERS[:60]) + "\n").encode())
             proc.stdin.flush()
             deadline = time.monotonic() + 20
             while oracle(server)["resigned_total"] != 50:
@@ -757,12 +759,13 @@ class TestFilesThatFail:
         assert "was moved, replaced or deleted" in err and "Traceback" not in err
         assert oracle(server)["resigned_total"] < 350  # type: ignore[operator]
 
+    @pytest.mark.parametrize("how", ["deleted", "emptied"])
     def test_a_journal_deleted_mid_run_stops_it(
-        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+        self, server: RunningServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
     ) -> None:
-        """Deleting the audit journal under a run stops it (exit 3), saying so (it went on into
-        the deleted file and listed it as written); the resume wants --new-journal, then
-        finishes, each user once."""
+        """Deleting the audit journal under a run, or emptying it in place, stops the run (exit
+        3), saying so (it went on and listed it as written); the resume wants --new-journal
+        (the emptied one moved aside), then finishes, each user once."""
         path = tmp_path / "ids.txt"
         path.write_text("\n".join(USERS[:350]) + "\n")
         journal = tmp_path / "ids.txt.bulkresign.journal"
@@ -771,15 +774,20 @@ class TestFilesThatFail:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and not oracle(server)["resigned_total"]:
                 time.sleep(0.01)
-            journal.unlink()
+            if how == "deleted":
+                journal.unlink()
+            else:
+                journal.write_bytes(b"")
 
         deleter = threading.Thread(target=delete_after_the_first_call, daemon=True)
         deleter.start()
         assert main(run(path, "--rate", "3", "--concurrency", "1")) == 3
         deleter.join(timeout=10)
         err = capsys.readouterr().err
-        assert "the audit journal was moved or deleted" in err and "Traceback" not in err
+        assert "the audit journal was moved, deleted or cut" in err and "Traceback" not in err
         assert main(run(path)) == 2  # the anchored journal is gone: said, not started anew
+        if journal.exists():
+            journal.rename(tmp_path / "aside.journal")  # evidence, moved aside
         assert main(run(path, "--new-journal")) == 0
         assert each_resigned_once(server, 350)
 
