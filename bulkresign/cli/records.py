@@ -81,7 +81,7 @@ class Records:
             endpoint=str(cfg.endpoint),
             id_type=str(cfg.spec.id_type),
             input=cfg.spec.path,
-            state=str(cfg.state),
+            state=str(cfg.state.absolute()),  # compared, made absolute, by check_journal_file
         )
         if lost is not None:  # the journal this one replaces, and the point the ledger anchored
             journal.append("journal_replaces", path=lost.path, entries=lost.entries, head=lost.head)
