@@ -194,21 +194,26 @@ class CsvParser:
                 raise self._unreadable_header(line, text, "control characters")
             self.index = self._resolve(line, names)
             self._refuse_id_as_header(line, names[self.index])
-            # Unnamed trailing columns (an Excel export's `name,username,,`) do not count: a
-            # shifted row's stray value would hide in them.
-            named = len(names)
-            while named > self.index + 1 and not names[named - 1]:
-                named -= 1
-            self.width = named
+            self.width = self._width(names)
             return Item(line, None, SkipReason.HEADER, text)
         if self.width is None:
-            self.width = len(fields)
+            self.width = self._width(fields)
         if self.index >= len(fields):
             return Item(line, None, RejectReason.MISSING_COLUMN, text)
         if len(fields) > self.width and any(f.strip(" \t") for f in fields[self.width :]):
             return Item(line, None, RejectReason.EXTRA_FIELDS, text)
         value = fields[self.index]
         return Item(line, value, None, value)
+
+    def _width(self, fields: list[str]) -> int:
+        """The fields a record may fill: the header's, or the first record's without one, less
+        the empty ones at its end (an Excel export's `name,username,,`), where a shifted row's
+        stray value would hide; never fewer than reach the ID column."""
+        assert self.index is not None
+        width = len(fields)
+        while width > self.index + 1 and not fields[width - 1].strip(" \t"):
+            width -= 1
+        return width
 
     def _refuse_id_as_header(self, line: int, name: str) -> None:
         """A header whose ID column is named by a valid ID of a shaped type (a user_id, email,

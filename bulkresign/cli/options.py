@@ -133,7 +133,7 @@ def load_exclude(path: Path, spec: InputSpec) -> frozenset[str]:
             texts.append(row.id.split(" #", 1)[0].strip())
         values.update(v for v in map(valid, texts) if not isinstance(v, RejectReason))
     if not listed:  # a comment that is also a valid ID (`# only`) does not make it a list
-        raise ConfigError(f"{path}: holds no {spec.id_type} to protect (only comments)")
+        raise ConfigError(f"{path}: holds no {spec.id_type} to protect (only comments or blanks)")
     return frozenset(values)
 
 

@@ -72,9 +72,13 @@ class TestCsv:
         assert drain(path, id_type="username").rejected_by_reason == {"extra_fields": 1}
 
     def test_without_a_header_the_first_record_sets_the_width(self, write: Write) -> None:
-        """--no-header: a record wider than the first, with content there, is rejected."""
+        """--no-header: a record wider than the first, with content there, is rejected; the
+        first record's empty trailing fields do not widen it (`Smith,u485,u486,` slipped into
+        them, and u485 was resigned)."""
         path = write("kim,1\nSmith,zed,7\nlee,2\n", "u.csv")
         assert ids_of(path, id_type="username", header=False) == ["kim", "lee"]
+        path = write("Ann,u484,,\nSmith,u485,u486,\nJane,u487,,\n", "v.csv")
+        assert ids_of(path, id_type="username", header=False, column=2) == ["u484", "u487"]
 
     @pytest.mark.parametrize("id_type", ["username", "external_id"])
     def test_a_loose_types_header_must_be_a_known_name_or_named(
