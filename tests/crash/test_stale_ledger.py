@@ -4,6 +4,7 @@ recorded the calls after them: the resume reads those batches back, never resend
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -176,4 +177,27 @@ def test_a_state_file_that_lost_its_wal_is_held_to_its_journals_options(
         assert main([*runner.argv()[3:], "--endpoint", "user"]) == 2
     assert "began with endpoint 'public-account', not 'user'" in capsys.readouterr().err
     assert runner.run() == 0
+    assert_exactly_once(emulator_server, workload)
+
+
+@pytest.mark.timeout(120)
+def test_a_lost_wal_resumes_from_another_folder(
+    tmp_path: Path, emulator_server: RunningServer
+) -> None:
+    """Begun with a relative --state, the wal lost, resumed from elsewhere with the absolute
+    path: the journal names the state file absolutely, so the run is its own (refused)."""
+    workload = write_workload(tmp_path / "ids.txt", 1_000, seed=11)
+    runner = Runner(emulator_server, workload, tmp_path / "run.state", rate=400.0)
+    relative = [*runner.argv()[:4], "ids.txt", "--yes", "--state", "run.state", "--rate", "400"]
+    relative += ["--host", emulator_server.url]
+    env = runner.env("after_outcome_commit:6")
+    assert subprocess.run(relative, cwd=tmp_path, env=env, timeout=60).returncode == -9
+    for sidecar in ("run.state-wal", "run.state-shm"):
+        (tmp_path / sidecar).unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    absolute = [*runner.argv()[:4], str(workload.path), "--yes", "--state", str(runner.state)]
+    absolute += ["--rate", "400", "--host", emulator_server.url]
+    done = subprocess.run(absolute, cwd=elsewhere, env=runner.env(), timeout=60)
+    assert done.returncode == 0
     assert_exactly_once(emulator_server, workload)
