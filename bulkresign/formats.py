@@ -269,4 +269,17 @@ def refuse_header_line(spec: InputSpec, fmt: Format, name: str, sample: bytes) -
         return
 
 
-_COLUMN_NAMES = frozenset(n for names in ID_NAMES.values() for n in names)
+#: What a header line of a plain file says: the names above, and the words spreadsheets use.
+_COLUMN_NAMES = frozenset(n for names in ID_NAMES.values() for n in names) | {
+    "id",
+    "uid",
+    "user",
+    "users",
+    "usernames",
+    "login",
+    "name",
+    "account",
+    "extid",
+    "employeeid",
+    "staffid",
+}

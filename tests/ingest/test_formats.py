@@ -235,7 +235,9 @@ class TestCsv:
 
 
 class TestPlainLines:
-    @pytest.mark.parametrize("first", ["username", "User Name", "externalId", "email"])
+    @pytest.mark.parametrize(
+        "first", ["username", "User Name", "externalId", "email", "login", "ID", "employee_id"]
+    )
     def test_a_column_name_on_the_first_line_of_usernames_is_refused(
         self, write: Write, first: str
     ) -> None:
