@@ -32,6 +32,7 @@ import anyio.to_thread
 
 from bulkresign.errors import LedgerError
 from bulkresign.ledger import Ledger
+from bulkresign.sqlfile import told
 
 __all__ = ["Checkpointer", "CheckpointStats"]
 
@@ -116,6 +117,8 @@ class Checkpointer:
     def _told(self, exc: Exception) -> Exception:
         """SQLite's own error (a full disk, a damaged page) as the one line the operator reads,
         naming the state file; any other error as it is."""
+        if isinstance(exc, sqlite3.DatabaseError):
+            return told(self.ledger.path, exc)
         if isinstance(exc, sqlite3.Error):
             return LedgerError(f"{self.ledger.path}: the state file failed ({exc})")
         return exc

@@ -288,7 +288,4 @@ async def _journaled(
     (:mod:`bulkresign.journaled`); return the batches the ledger does not hold at all."""
     path = journal if journal is not None else Path(anchor.path) if anchor is not None else None
     sent = await ckpt.read(lambda led: journaled(led, path, anchor))
-    last = await ckpt.read(lambda led: led.last_seq())
-    if sent:
-        await ckpt.write(partial(note_journaled, sent=sent))
-    return {seq: ids for seq, ids in sent.items() if seq > last}
+    return await ckpt.write(partial(note_journaled, sent=sent)) if sent else {}

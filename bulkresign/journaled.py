@@ -74,27 +74,35 @@ def journaled(
     return {seq: frozenset(ids) for seq, ids in found.items()}
 
 
-def note_journaled(led: Ledger, *, sent: Mapping[int, frozenset[str]]) -> None:
+def note_journaled(led: Ledger, *, sent: Mapping[int, frozenset[str]]) -> dict[int, frozenset[str]]:
     """Commit what :func:`journaled` found: the batches the ledger holds as not sent (PENDING)
-    become IN_DOUBT, read back before any resend; the rest are kept in the meta until the input
-    forms them (call inside a transaction)."""
-    last = led.last_seq()
-    for seq in sent:
-        record = led.batch(seq) if seq <= last else None
-        if record is not None and record.state is BatchState.PENDING:
-            led.set_state(seq, BatchState.IN_DOUBT)
-    ahead = {str(seq): sorted(ids) for seq, ids in sent.items() if seq > last}
+    become IN_DOUBT, read back before any resend; those it does not hold at all are kept in the
+    meta until the input forms them, and returned (call inside a transaction)."""
+    pending, ahead = _unsent(led, sent)
+    for seq in pending:
+        led.set_state(seq, BatchState.IN_DOUBT)
     if ahead:
-        led.set_meta_json(JOURNALED_KEY, ahead)
+        led.set_meta_json(JOURNALED_KEY, {str(seq): sorted(ids) for seq, ids in ahead.items()})
     else:
         led.set_meta(JOURNALED_KEY, "")
+    return ahead
 
 
 def unsettled(led: Ledger, sent: Mapping[int, frozenset[str]]) -> int:
     """How many of the batches ``sent`` the ledger holds as not sent, or not at all."""
+    pending, ahead = _unsent(led, sent)
+    return len(pending) + len(ahead)
+
+
+def _unsent(
+    led: Ledger, sent: Mapping[int, frozenset[str]]
+) -> tuple[list[int], dict[int, frozenset[str]]]:
+    """Of the batches ``sent``: those the ledger holds as PENDING, and those it does not hold."""
     last = led.last_seq()
-    count = 0
-    for seq in sent:
-        record = led.batch(seq) if seq <= last else None
-        count += record is None or record.state is BatchState.PENDING
-    return count
+    pending = [seq for seq in sent if seq <= last and _pending(led, seq)]
+    return pending, {seq: ids for seq, ids in sent.items() if seq > last}
+
+
+def _pending(led: Ledger, seq: int) -> bool:
+    record = led.batch(seq)
+    return record is None or record.state is BatchState.PENDING

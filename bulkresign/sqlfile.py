@@ -76,8 +76,9 @@ def connect(path: Path, *, durable: bool = True, frozen: bool = False) -> sqlite
     ``frozen`` (see :func:`is_frozen`) opens it immutable, for reading only.
     """
     if frozen:
-        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?immutable=1"
-        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        return sqlite3.connect(
+            _uri(path, "immutable=1"), uri=True, isolation_level=None, check_same_thread=False
+        )
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=OFF")
     conn.execute("PRAGMA foreign_keys=ON")
@@ -108,17 +109,20 @@ def is_blank(path: Path) -> bool:
     try:
         if path.stat().st_size == 0:
             return True
-        with path.open("rb") as f:
-            if f.read(16) != b"SQLite format 3\x00":
-                return False
-        uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True)
+        if not is_sqlite(path):
+            return False
+        conn = sqlite3.connect(_uri(path, "mode=ro"), uri=True)
         try:
             return conn.execute("SELECT 1 FROM sqlite_master").fetchone() is None
         finally:
             conn.close()
     except (OSError, sqlite3.Error):
         return False
+
+
+def _uri(path: Path, query: str) -> str:
+    """``path`` as a SQLite URI with ``query`` (https://www.sqlite.org/uri.html)."""
+    return f"file:{urllib.parse.quote(str(path.absolute()))}?{query}"
 
 
 def check_existing(path: Path, *, reading: bool) -> None:

@@ -18,6 +18,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from enum import IntEnum
+from pathlib import Path
 from types import FrameType
 from typing import TextIO, cast
 
@@ -224,9 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bulkresign: error: {describe(error)}", file=sys.stderr)
         code = ExitCode.USAGE
     except sqlite3.DatabaseError as exc:  # a damaged state file, met by a command reading it
-        where = getattr(args, "state", None) or "the state file"
-        what = "cannot use" if isinstance(exc, sqlite3.OperationalError) else "not a usable"
-        print(f"bulkresign: error: {where}: {what} state file ({exc})", file=sys.stderr)
+        from bulkresign.sqlfile import told  # only on this path: a command may never load it
+
+        where = Path(getattr(args, "state", None) or "the state file")
+        print(f"bulkresign: error: {told(where, exc)}", file=sys.stderr)
         code = ExitCode.USAGE
     finally:
         if watched and argv is None:

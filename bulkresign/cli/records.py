@@ -76,12 +76,10 @@ class Records:
         journal.run_started(
             reason=self.reason,
             resuming=info.resuming,
-            host=cfg.host,
             userpool_id=info.userpool_id,
-            endpoint=str(cfg.endpoint),
-            id_type=str(cfg.spec.id_type),
-            input=cfg.spec.path,
             state=str(cfg.state.absolute()),  # compared, made absolute, by check_journal_file
+            durable=True,
+            **self.started_as(),  # what check_journal_file holds a state file left empty to
         )
         if lost is not None:  # the journal this one replaces, and the point the ledger anchored
             journal.append("journal_replaces", path=lost.path, entries=lost.entries, head=lost.head)
@@ -203,7 +201,7 @@ def wrote_report(state: Path, report: Path) -> bool:
     """Whether ``report`` is the very file an earlier run on ``state`` wrote as its report."""
     if not state.is_file():
         return False
-    rows = _query(state, "SELECT value FROM meta WHERE key = 'report_file'")  # REPORT_KEY
+    rows = _query(state, "SELECT value FROM meta WHERE key = ?", (REPORT_KEY,))
     try:
         st = report.stat()
     except OSError:
@@ -211,13 +209,13 @@ def wrote_report(state: Path, report: Path) -> bool:
     return rows is not None and any(orjson.loads(v) == [st.st_dev, st.st_ino] for (v,) in rows)
 
 
-def _query(state: Path, sql: str) -> list[tuple[Any, ...]] | None:
+def _query(state: Path, sql: str, params: tuple[str, ...] = ()) -> list[tuple[Any, ...]] | None:
     """Rows read from the state file; ``None`` when it cannot be read any more (moved away as
     the run ended: the run's stop reason or the summary says so)."""
     try:
         conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
         try:
-            return list(conn.execute(sql).fetchall())
+            return list(conn.execute(sql, params).fetchall())
         finally:
             conn.close()
     except sqlite3.Error:

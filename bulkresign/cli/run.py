@@ -275,7 +275,7 @@ def finish(cfg: JobConfig, args: argparse.Namespace, outcome: JobOutcome, record
             file=sys.stderr,
         )
         if reason is not None and reason.startswith(STOP_PREFIX):
-            mark_canary_told(cfg.state)  # shown: a resume goes on regardless
+            mark_canary_told(cfg.state)  # shown: a resume does not stop on them again
         return ExitCode.STOPPED
     unwritten = args.report is not None and not _write_report(cfg, args.report)
     problems = count_problems(cfg.state)  # over every run of the job, not just this one
